@@ -1,0 +1,69 @@
+// The HTTP server: one port for the WebDAV door (namespace at the root path) and the REST API
+// under /api/v1. Routes stay thin; errors become RFC 7807 bodies (API) or bare statuses (WebDAV) here.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Core } from '../app.js';
+import { problemOf, toSluiceError } from './problem.js';
+import { healthRoutes } from './routes/health.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { namespaceRoutes } from './routes/namespace.js';
+import { eventsRoutes } from './routes/events.js';
+import { webdavDoor } from './routes/webdav.js';
+import { openapiPlugin } from './openapi.js';
+
+export type App = FastifyInstance<ReturnType<typeof createServer>, IncomingMessage, ServerResponse> & {
+  withTypeProvider(): unknown;
+};
+
+/** Base URL for absolute links (Location headers, subscription URLs). */
+export function baseUrl(core: Core, req: FastifyRequest): string {
+  if (core.config.publicUrl) return core.config.publicUrl.replace(/\/+$/, '');
+  return `${req.protocol}://${req.headers.host ?? `${core.config.host}:${core.config.port}`}`;
+}
+
+export const isApiUrl = (url: string): boolean => url === '/api' || url.startsWith('/api/') || url.startsWith('/api?');
+
+export async function buildServer(core: Core) {
+  const app = Fastify({
+    loggerInstance: core.log.child({ domain: 'http' }),
+    logController: new LogController({ disableRequestLogging: core.config.logLevel !== 'debug' && core.config.logLevel !== 'trace' }),
+    bodyLimit: core.config.maxJsonBodyBytes,
+    routerOptions: { maxParamLength: 8192 },
+    return503OnClosing: true,
+    // Unknown fields are errors, not silently dropped: a typo in a request must not pass unnoticed.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    forceCloseConnections: true,
+    serverFactory: (handler) => createServer({ maxHeaderSize: core.config.maxHeaderBytes, keepAliveTimeout: 30_000 }, handler),
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.decorateRequest('principal', undefined);
+
+  app.setErrorHandler((err, req, reply) => {
+    const e = toSluiceError(err);
+    if (e.code === 'INTERNAL') req.log.error({ err }, 'request failed');
+    else req.log.debug({ code: e.code, msg: e.message }, 'request refused');
+    const problem = problemOf(e, req.url.split('?')[0]);
+    if (problem.status === 401) void reply.header('www-authenticate', 'Bearer realm="sluice", Basic realm="sluice"');
+    if (reply.sent) return;
+    void reply.code(problem.status);
+    if (!isApiUrl(req.url)) {
+      // WebDAV clients get a status and a short text body.
+      return reply.type('text/plain; charset=utf-8').send(`${problem.title}: ${problem.detail}\n`);
+    }
+    return reply.type('application/problem+json').send(problem);
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const problem = problemOf(toSluiceError({ statusCode: 404, message: `no route ${req.method} ${req.url.split('?')[0]}` }));
+    return reply.code(404).type('application/problem+json').send(problem);
+  });
+
+  await app.register(openapiPlugin);
+  await app.register(healthRoutes, { prefix: '/api/v1', core });
+  await app.register(tokenRoutes, { prefix: '/api/v1', core });
+  await app.register(namespaceRoutes, { prefix: '/api/v1', core });
+  await app.register(eventsRoutes, { prefix: '/api/v1', core });
+  await app.register(webdavDoor, { core });
+  return app;
+}

@@ -1,0 +1,116 @@
+// The one typed configuration object: defaults, then a JSON file, then SLUICE_* environment
+// variables, then command-line flags. Loaded once by the CLI and passed down; nothing else reads env.
+import { readFileSync, existsSync } from 'node:fs';
+import { resolve, join } from 'node:path';
+import { SluiceError } from './errors.js';
+
+export interface Config {
+  /** Directory holding state, storage elements and the admin token. */
+  dataDir: string;
+  host: string;
+  port: number;
+  /** Public base URL used in Location headers; derived from the request when unset. */
+  publicUrl: string | undefined;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Storage events older than this are pruned from the durable log. */
+  eventRetentionHours: number;
+  /** Longest accepted request header block, bytes. */
+  maxHeaderBytes: number;
+  /** Largest accepted JSON body on the API, bytes. */
+  maxJsonBodyBytes: number;
+  channels: {
+    /** Disconnect timeout of a new channel, seconds (dCache default: 5 minutes). */
+    defaultTimeoutSeconds: number;
+    maxTimeoutSeconds: number;
+    maxPerUser: number;
+    maxSubscriptionsPerChannel: number;
+  };
+  /** fsync data and directory before acknowledging a write. Only turn off for throwaway data. */
+  fsync: boolean;
+}
+
+export const defaultConfig = (): Config => ({
+  dataDir: './sluice-data',
+  host: '127.0.0.1',
+  port: 8080,
+  publicUrl: undefined,
+  logLevel: 'info',
+  eventRetentionHours: 24 * 7,
+  maxHeaderBytes: 16 * 1024,
+  maxJsonBodyBytes: 1024 * 1024,
+  channels: {
+    defaultTimeoutSeconds: 300,
+    maxTimeoutSeconds: 24 * 3600,
+    maxPerUser: 128,
+    maxSubscriptionsPerChannel: 1024,
+  },
+  fsync: true,
+});
+
+export type ConfigOverrides = Partial<Omit<Config, 'channels'>> & { channels?: Partial<Config['channels']> };
+
+const ENV_KEYS: Record<string, (c: ConfigOverrides, v: string) => void> = {
+  SLUICE_DATA: (c, v) => (c.dataDir = v),
+  SLUICE_HOST: (c, v) => (c.host = v),
+  SLUICE_PORT: (c, v) => (c.port = parsePort(v, 'SLUICE_PORT')),
+  SLUICE_PUBLIC_URL: (c, v) => (c.publicUrl = v),
+  SLUICE_LOG_LEVEL: (c, v) => (c.logLevel = v as Config['logLevel']),
+  SLUICE_EVENT_RETENTION_HOURS: (c, v) => (c.eventRetentionHours = Number(v)),
+};
+
+function parsePort(v: string | number, what: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new SluiceError('BAD_REQUEST', `${what} must be a port number, got ${v}`);
+  return n;
+}
+
+function merge(base: Config, over: ConfigOverrides): Config {
+  const { channels, ...rest } = over;
+  const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
+  return { ...base, ...defined, channels: { ...base.channels, ...(channels ?? {}) } };
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function validate(c: Config): Config {
+  parsePort(c.port, 'port');
+  if (!LOG_LEVELS.includes(c.logLevel)) throw new SluiceError('BAD_REQUEST', `logLevel must be one of ${LOG_LEVELS.join(', ')}`);
+  if (!(c.eventRetentionHours > 0)) throw new SluiceError('BAD_REQUEST', 'eventRetentionHours must be a positive number');
+  if (!(c.channels.defaultTimeoutSeconds > 0 && c.channels.defaultTimeoutSeconds <= c.channels.maxTimeoutSeconds)) {
+    throw new SluiceError('BAD_REQUEST', 'channels.defaultTimeoutSeconds must be positive and at most maxTimeoutSeconds');
+  }
+  return { ...c, dataDir: resolve(c.dataDir) };
+}
+
+/**
+ * Loads the configuration. `flags.configFile` (or DATA/sluice.json when present) is read first,
+ * then the environment, then the flags themselves.
+ */
+export function loadConfig(flags: ConfigOverrides & { configFile?: string }, env: NodeJS.ProcessEnv = process.env): Config {
+  const { configFile, ...flagValues } = flags;
+  let config = defaultConfig();
+  const fromEnv: ConfigOverrides = {};
+  for (const [key, apply] of Object.entries(ENV_KEYS)) {
+    const v = env[key];
+    if (v !== undefined && v !== '') apply(fromEnv, v);
+  }
+  const dataDir = flagValues.dataDir ?? fromEnv.dataDir ?? config.dataDir;
+  const file = configFile ?? env.SLUICE_CONFIG ?? join(dataDir, 'sluice.json');
+  if (configFile !== undefined || existsSync(file)) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new SluiceError('BAD_REQUEST', `cannot read config file ${file}: ${(e as Error).message}`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new SluiceError('BAD_REQUEST', `config file ${file} must hold a JSON object`);
+    }
+    const unknownKeys = Object.keys(parsed).filter((k) => !(k in config));
+    if (unknownKeys.length > 0) throw new SluiceError('BAD_REQUEST', `unknown config keys in ${file}: ${unknownKeys.join(', ')}`);
+    config = merge(config, parsed as ConfigOverrides);
+  }
+  config = merge(config, fromEnv);
+  config = merge(config, flagValues);
+  return validate(config);
+}
