@@ -5,6 +5,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyRequest } fro
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Core } from '../app.js';
 import { problemOf, toSluiceError } from './problem.js';
+import { SluiceError } from '../errors.js';
 import { healthRoutes } from './routes/health.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { namespaceRoutes } from './routes/namespace.js';
@@ -34,10 +35,19 @@ export async function buildServer(core: Core) {
     // Unknown fields are errors, not silently dropped: a typo in a request must not pass unnoticed.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
     forceCloseConnections: true,
+    // Malformed URLs and other errors Fastify raises before routing get the same problem bodies.
+    frameworkErrors: (err, req, reply) => {
+      const e = err.code === 'FST_ERR_BAD_URL' ? new SluiceError('BAD_PATH', 'path has malformed percent-encoding') : toSluiceError(err);
+      const problem = problemOf(e);
+      const raw = reply as unknown as { code(n: number): { type(t: string): { send(b: unknown): void } } };
+      raw.code(problem.status).type('application/problem+json').send(problem);
+    },
     serverFactory: (handler) => createServer({ maxHeaderSize: core.config.maxHeaderBytes, keepAliveTimeout: 30_000 }, handler),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorateRequest('principal', undefined);
+  // The API speaks JSON only; the WebDAV door registers its own streaming parser in its own context.
+  app.removeContentTypeParser('text/plain');
 
   app.setErrorHandler((err, req, reply) => {
     const e = toSluiceError(err);

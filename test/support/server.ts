@@ -98,3 +98,32 @@ export function authed(server: RunningServer, token = server.token) {
   return (path: string, init: RequestInit = {}) =>
     fetch(server.url + path, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } });
 }
+
+/** A response body as loosely typed JSON, for assertions. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const json = async (res: Response): Promise<any> => res.json();
+
+/**
+ * A request sent byte-for-byte as given (fetch normalizes "%2e%2e" and ".." away, which would hide
+ * exactly the traversal attempts tests must send).
+ */
+export async function rawRequest(
+  server: RunningServer,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string | Buffer,
+): Promise<{ status: number; headers: import('node:http').IncomingHttpHeaders; body: string }> {
+  const { request } = await import('node:http');
+  const url = new URL(server.url);
+  return new Promise((resolveRes, reject) => {
+    const req = request({ host: url.hostname, port: url.port, method, path, headers: { authorization: `Bearer ${server.token}`, ...headers } }, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (data += c));
+      res.on('end', () => resolveRes({ status: res.statusCode!, headers: res.headers, body: data }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}

@@ -3,6 +3,7 @@
 // rm-xattr; DELETE. Successful POSTs answer 201 {"status":"success"} as dCache does.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { Core } from '../../app.js';
 import { principalOf } from '../authenticate.js';
 import { SluiceError } from '../../errors.js';
@@ -30,7 +31,7 @@ const Flags = Type.Object(
 );
 type FlagsT = Static<typeof Flags>;
 
-const Action = Type.Union([
+const ACTIONS = [
   Type.Object({ action: Type.Literal('mkdir'), name: Type.String({ minLength: 1 }), parents: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
   Type.Object({ action: Type.Literal('mv'), destination: Type.String({ minLength: 1 }), overwrite: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
   Type.Object({ action: Type.Literal('rm'), recursive: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
@@ -45,8 +46,22 @@ const Action = Type.Union([
     { additionalProperties: false },
   ),
   Type.Object({ action: Type.Literal('rm-xattr'), names: Type.Union([Type.String(), Type.Array(Type.String())]) }, { additionalProperties: false }),
-]);
+] as const;
+const Action = Type.Union([...ACTIONS]);
 type ActionT = Static<typeof Action>;
+
+/** Validates against the one variant the "action" names, so errors speak of that action only. */
+const actionValidators = new Map(ACTIONS.map((schema) => [schema.properties.action.const as string, TypeCompiler.Compile(schema)]));
+function validateAction(body: unknown): { value: unknown } | { error: Error } {
+  const action = (body as { action?: unknown } | null)?.action;
+  const check = typeof action === 'string' ? actionValidators.get(action) : undefined;
+  if (!check) {
+    return { error: new SluiceError('BAD_REQUEST', `unknown or missing "action"; one of: ${[...actionValidators.keys()].join(', ')}`) };
+  }
+  const first = check.Errors(body).First();
+  if (!first) return { value: body };
+  return { error: new SluiceError('BAD_REQUEST', `action ${action}: ${first.path || 'body'} ${first.message}`) };
+}
 
 const Success = Type.Object({ status: Type.Literal('success') });
 
@@ -165,9 +180,13 @@ export const namespaceRoutes: FastifyPluginAsync<{ core: Core }> = async (app, {
     }
     return reply.code(201).send({ status: 'success' as const });
   };
-  const postSchema = { tags: ['namespace'], summary: 'Namespace action (dCache-compatible)', body: Action, response: { 201: Success } };
-  app.post<{ Body: ActionT }>('/namespace', { schema: postSchema }, post);
-  app.post<{ Body: ActionT }>('/namespace/*', { schema: postSchema }, post);
+  const postOptions = {
+    schema: { tags: ['namespace'], summary: 'Namespace action (dCache-compatible)', body: Action, response: { 201: Success } },
+    validatorCompiler: ({ httpPart }: { httpPart?: string }) =>
+      httpPart === 'body' ? validateAction : (data: unknown) => ({ value: data }),
+  };
+  app.post<{ Body: ActionT }>('/namespace', postOptions, post);
+  app.post<{ Body: ActionT }>('/namespace/*', postOptions, post);
 
   app.delete(
     '/namespace/*',
