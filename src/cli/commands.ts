@@ -1,4 +1,15 @@
-// STUB: client commands (token, put, get, ls, stat, mv, rm, mkdir, events) — being written.
+// The client commands: everything except `serve` talks to a running server through client.ts.
 import type { Command } from 'commander';
+import { addConnectionOptions } from './connect.js';
+import { registerTokenCommands } from './tokens.js';
+import { registerFileCommands } from './files.js';
+import { registerPutGetCommands } from './put-get.js';
+import { registerEventCommands } from './events.js';
 
-export function registerClientCommands(_program: Command): void {}
+export function registerClientCommands(program: Command): void {
+  addConnectionOptions(program);
+  registerTokenCommands(program);
+  registerPutGetCommands(program);
+  registerFileCommands(program);
+  registerEventCommands(program);
+}
