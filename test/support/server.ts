@@ -21,6 +21,8 @@ export interface RunningServer {
   core?: Core;
   /** Present for child-process servers. */
   proc?: ChildProcess;
+  /** Everything a child server printed so far (stdout and stderr). */
+  output?: () => string;
   stop(): Promise<void>;
 }
 
@@ -61,11 +63,11 @@ export async function startChildServer(opts: { dataDir?: string; extraArgs?: str
   let out = '';
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const url = await new Promise<string>((resolveUrl, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start in 20 s:\n${out}\n${err}`)), 20_000);
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /at (http:\/\/[^ ]+) /.exec(out);
+    proc.stdout!.on('data', () => {
+      const m = /^sluice serving .* at (http:\/\/\S+) /m.exec(out);
       if (m) {
         clearTimeout(timer);
         resolveUrl(m[1]!);
@@ -82,6 +84,7 @@ export async function startChildServer(opts: { dataDir?: string; extraArgs?: str
     token,
     dataDir,
     proc,
+    output: () => out + err,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {
         const exited = new Promise((r) => proc.once('exit', r));
