@@ -10,6 +10,8 @@ import { ChecksumAccumulator } from './checksums.js';
 import type { ChecksumType, Checksums } from './types.js';
 import { SluiceError } from '../errors.js';
 
+const EARLY_FLUSH_BYTES = 64 << 20;
+
 export interface ReceivedData {
   location: string;
   size: number;
@@ -73,6 +75,9 @@ export class LocalStorageElement {
     const acc = new ChecksumAccumulator(opts.extraChecksums);
     const fh = await open(tmp, 'wx', 0o600);
     let size = 0;
+    // Flush to disk while the upload is still arriving, so the final fsync has little left to do.
+    let flushing: Promise<void> | undefined;
+    let sinceFlush = 0;
     try {
       // Batch small chunks into fewer writes; keep at most one write in flight so memory stays bounded.
       let pending: Uint8Array[] = [];
@@ -83,6 +88,11 @@ export class LocalStorageElement {
         pending = [];
         pendingBytes = 0;
         await fh.writev(bufs);
+        sinceFlush += bufs.reduce((n, b) => n + b.length, 0);
+        if (this.fsync && sinceFlush >= EARLY_FLUSH_BYTES && !flushing) {
+          sinceFlush = 0;
+          flushing = fh.datasync().finally(() => (flushing = undefined));
+        }
       };
       for await (const chunk of source as AsyncIterable<Uint8Array>) {
         size += chunk.length;
@@ -101,6 +111,7 @@ export class LocalStorageElement {
       if (opts.expectedSize !== undefined && size !== opts.expectedSize) {
         throw new SluiceError('BAD_REQUEST', `body ended after ${size} of ${opts.expectedSize} declared bytes`);
       }
+      await flushing;
       if (this.fsync) await fh.datasync();
       await fh.close();
       const final = this.pathOf(location);
@@ -108,6 +119,7 @@ export class LocalStorageElement {
       await rename(tmp, final);
       await this.syncDir(dirname(final));
     } catch (e) {
+      await flushing?.catch(() => undefined);
       await fh.close().catch(() => undefined);
       await unlink(tmp).catch(() => undefined);
       throw e;
