@@ -1,0 +1,32 @@
+// COPY and MOVE within this server (RFC 4918 §9.8, §9.9): Destination on the same host, Overwrite,
+// Depth 0 or infinity for COPY of a collection; 201 for a new target, 204 for a replaced one.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Core } from '../../app.js';
+import { pathFromUrl, userPath, type NsPath } from '../../storage/paths.js';
+import { principalOf } from '../authenticate.js';
+import { destinationPath, headerValue, parseDepth, parseOverwrite } from './headers.js';
+import { readPathOf, writePathOf } from './request.js';
+
+function destinationOf(core: Core, req: FastifyRequest): NsPath {
+  return userPath(pathFromUrl(destinationPath(headerValue(req.headers.destination), req.headers.host, core.config.publicUrl)));
+}
+
+export async function copy(core: Core, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const p = principalOf(req, core.tokens);
+  const from = readPathOf(req);
+  const to = destinationOf(core, req);
+  const overwrite = parseOverwrite(headerValue(req.headers.overwrite));
+  const depth = parseDepth(headerValue(req.headers.depth), 'infinity', ['0', 'infinity']);
+  const { replacedTarget } = await core.namespace.copy(p, from, to, { overwrite, shallow: depth === '0' });
+  return reply.code(replacedTarget ? 204 : 201).send();
+}
+
+export async function move(core: Core, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const p = principalOf(req, core.tokens);
+  const from = writePathOf(req);
+  const to = destinationOf(core, req);
+  const overwrite = parseOverwrite(headerValue(req.headers.overwrite));
+  parseDepth(headerValue(req.headers.depth), 'infinity', ['infinity']);
+  const { replacedTarget } = await core.namespace.move(p, from, to, { overwrite });
+  return reply.code(replacedTarget ? 204 : 201).send();
+}
