@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'TOO_MANY_REQUESTS'
   | 'UNSUPPORTED'
   | 'INSUFFICIENT_STORAGE'
+  | 'REMOTE_DESTINATION'
   | 'INTERNAL';
 
 export class SluiceError extends Error {

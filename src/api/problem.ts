@@ -25,6 +25,8 @@ export const STATUS_OF: Record<ErrorCode, number> = {
   TOO_MANY_REQUESTS: 429,
   UNSUPPORTED: 415,
   INSUFFICIENT_STORAGE: 507,
+  /** A WebDAV COPY/MOVE Destination on another server (RFC 4918 §9.8.5). */
+  REMOTE_DESTINATION: 502,
   INTERNAL: 500,
 };
 
