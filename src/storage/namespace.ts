@@ -144,14 +144,20 @@ export class Namespace {
   /** Opens a file for reading, optionally a byte range (inclusive). */
   async open(p: Principal, path: NsPath, range?: { start: number; end: number }): Promise<{ entry: Entry; stream: Readable }> {
     const entry = await this.stat(p, path);
-    if (entry.type === 'DIR') throw new SluiceError('IS_A_DIRECTORY', `${path} is a directory`);
-    const replica = (await this.store.replicas(path)).find((r) => r.state === 'AVAILABLE' && r.se === this.se.name);
-    if (!replica) throw new SluiceError('NOT_FOUND', `${path} has no available replica`);
+    return { entry, stream: await this.openEntry(p, entry, range) };
+  }
+
+  /** Opens an entry the caller already has from stat (a door's GET: one lookup, not two). */
+  async openEntry(p: Principal, entry: Entry, range?: { start: number; end: number }): Promise<Readable> {
+    requireStorage(p, 'read', entry.path);
+    if (entry.type === 'DIR') throw new SluiceError('IS_A_DIRECTORY', `${entry.path} is a directory`);
+    const replica = (await this.store.replicas(entry.path)).find((r) => r.state === 'AVAILABLE' && r.se === this.se.name);
+    if (!replica) throw new SluiceError('NOT_FOUND', `${entry.path} has no available replica`);
     if (entry.size === 0) {
       const { Readable: R } = await import('node:stream');
-      return { entry, stream: R.from([]) };
+      return R.from([]);
     }
-    return { entry, stream: this.se.read(replica.location, range) };
+    return this.se.read(replica.location, range);
   }
 
   /** Returns the requested checksums, computing and caching those not yet known. */
