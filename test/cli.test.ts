@@ -177,6 +177,7 @@ test('events --follow prints IN_CLOSE_WRITE for an upload and deletes its channe
         clearTimeout(timer);
         resolve();
       };
+      check();
       follower.stdout.on('data', (d: Buffer) => ((stdout += d.toString()), check()));
       follower.stderr.on('data', (d: Buffer) => ((stderr += d.toString()), check()));
       void exited.then(() => {
@@ -191,7 +192,7 @@ test('events --follow prints IN_CLOSE_WRITE for an upload and deletes its channe
     const local = join(work, 'event.txt');
     await writeFile(local, 'hello events\n');
     await ok(['put', local, '/cli-events/run1/event.txt']);
-    await waitFor(() => /^\d+ (\S*,)?IN_CLOSE_WRITE(,\S*)? \S*event\.txt\b/m.test(stdout), 'IN_CLOSE_WRITE');
+    await waitFor(() => /^\d+ (\S*,)?IN_CLOSE_WRITE(,\S*)? \/cli-events\/run1\/event\.txt$/m.test(stdout), 'IN_CLOSE_WRITE');
 
     follower.kill('SIGINT');
     assert.equal(await exited, 0, stderr);

@@ -33,3 +33,7 @@ export function remotePath(path: string): string {
   const absolute = path.startsWith('/') ? path : '/' + path;
   return absolute.length > 1 ? absolute.replace(/\/+$/, '') : absolute;
 }
+
+export function joinRemote(dir: string, name: string): string {
+  return dir === '/' ? `/${name}` : `${dir}/${name}`;
+}

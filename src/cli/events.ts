@@ -3,7 +3,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { SluiceError } from '../errors.js';
 import type { SluiceClient, SseMessage } from './client.js';
-import { remotePath, withClient } from './connect.js';
+import { joinRemote, remotePath, withClient } from './connect.js';
 import { printJsonLine, printLine, printNote } from './output.js';
 
 interface FollowOptions {
@@ -95,7 +95,7 @@ function show(message: SseMessage, path: string, opts: FollowOptions): boolean {
     return true;
   }
   const event = (data as InotifyData | undefined)?.event ?? {};
-  const where = event.path ?? event.name ?? path;
+  const where = event.path ?? (event.name === undefined ? path : event.name.startsWith('/') ? event.name : joinRemote(path, event.name));
   printLine([message.id ?? '-', (event.mask ?? []).join(','), where, ...(event.cookie ? [event.cookie] : [])].join(' '));
   return true;
 }

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { SluiceError } from '../errors.js';
 import type { NamespaceEntry } from './client.js';
 import { remotePath, withClient } from './connect.js';
-import { formatSize, formatTime, printJson, printLine, printTable } from './output.js';
+import { byName, formatSize, formatTime, printJson, printLine, printTable } from './output.js';
 
 export function registerFileCommands(program: Command): void {
   program
@@ -16,7 +16,7 @@ export function registerFileCommands(program: Command): void {
       const entry = await withClient(cmd, (c) => c.list(remotePath(path)));
       if (opts.json) return printJson(entry);
       const rows = entry.fileType === 'DIR' ? (entry.children ?? []) : [{ ...entry, fileName: remotePath(path) }];
-      rows.sort((a, b) => (a.fileName ?? '').localeCompare(b.fileName ?? ''));
+      rows.sort((a, b) => byName(a.fileName ?? '', b.fileName ?? ''));
       if (!opts.long) {
         for (const child of rows) printLine(displayName(child));
         return;

@@ -5,8 +5,8 @@ import { mkdir, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { SluiceError } from '../errors.js';
 import type { SluiceClient, TransferResult } from './client.js';
-import { remotePath, withClient } from './connect.js';
-import { formatSize, printJsonLine, printLine, printNote } from './output.js';
+import { joinRemote, remotePath, withClient } from './connect.js';
+import { byName, formatSize, printJsonLine, printLine, printNote } from './output.js';
 import { progressFor } from './progress.js';
 
 interface TransferOptions {
@@ -54,7 +54,7 @@ async function put(client: SluiceClient, local: string, remoteArg: string, opts:
 async function putTree(client: SluiceClient, localDir: string, remoteDir: string, opts: TransferOptions): Promise<void> {
   await client.makeCollection(remoteDir);
   const entries = await readdir(localDir, { withFileTypes: true });
-  entries.sort((a, b) => a.name.localeCompare(b.name));
+  entries.sort((a, b) => byName(a.name, b.name));
   for (const entry of entries) {
     const local = join(localDir, entry.name);
     const remote = joinRemote(remoteDir, entry.name);
@@ -90,7 +90,7 @@ async function get(client: SluiceClient, remoteArg: string, local: string, opts:
 async function getTree(client: SluiceClient, remoteDir: string, localDir: string, opts: TransferOptions): Promise<void> {
   await mkdir(localDir, { recursive: true });
   const listing = await client.list(remoteDir);
-  const children = [...(listing.children ?? [])].sort((a, b) => (a.fileName ?? '').localeCompare(b.fileName ?? ''));
+  const children = [...(listing.children ?? [])].sort((a, b) => byName(a.fileName ?? '', b.fileName ?? ''));
   for (const child of children) {
     const name = child.fileName!;
     const remote = joinRemote(remoteDir, name);
@@ -116,8 +116,4 @@ function report(direction: 'put' | 'get', local: string, remote: string, result:
   if (opts.json) return printJsonLine({ direction, local, remote, size: result.size, adler32: result.adler32, verified: result.verified });
   const [from, to] = direction === 'put' ? [local, remote] : [remote, local];
   printLine(`${from} -> ${to}  ${formatSize(result.size)}  adler32=${result.adler32}${result.verified ? ' verified' : ''}`);
-}
-
-function joinRemote(dir: string, name: string): string {
-  return dir === '/' ? `/${name}` : `${dir}/${name}`;
 }
