@@ -1,7 +1,7 @@
 // The one HTTP client of the CLI: the REST API under /api/v1 (tokens, namespace, events) and the
 // WebDAV door at the root path (streaming PUT/GET with adler32 verification, MKCOL). Every failure
 // becomes a SluiceError carrying the server's RFC 7807 `detail`.
-import { request as httpRequest, Agent as HttpAgent, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { request as httpRequest, Agent as HttpAgent, STATUS_CODES, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { stat as fsStat, rename, rm } from 'node:fs/promises';
@@ -379,6 +379,8 @@ export class SluiceClient {
         // not JSON after all: keep the raw text as the detail
       }
     }
+    const reason = STATUS_CODES[status];
+    if (reason && detail.startsWith(`${reason}: `)) detail = detail.slice(reason.length + 2);
     if (detail === '') detail = `${method} ${what} failed with HTTP ${status}`;
     throw new SluiceError(code, detail, { status });
   }
