@@ -46,7 +46,9 @@ async function ok(args: string[], token?: string): Promise<string> {
 }
 
 test('token create, list, revoke; a revoked token is refused with the server detail', async () => {
-  const created = JSON.parse(await ok(['token', 'create', '--subject', 'bob', '--scope', 'storage.read:/', '--description', 'cli test', '--json'])) as {
+  const created = JSON.parse(
+    await ok(['token', 'create', '--subject', 'bob', '--scope', 'storage.read:/', '--description', 'cli test', '--json']),
+  ) as {
     secret: string;
     token: { id: string; subject: string; scopes: string[] };
   };
@@ -116,10 +118,19 @@ test('put and get a 5 MB random file: bytes, adler32 and namespace checksum agre
   const expected = adler32Hex(adler32(data));
   await ok(['mkdir', '/cli-data']);
 
-  const put = JSON.parse(await ok(['put', local, '/cli-data', '--json'])) as { remote: string; size: number; adler32: string; verified: boolean };
+  const put = JSON.parse(await ok(['put', local, '/cli-data', '--json'])) as {
+    remote: string;
+    size: number;
+    adler32: string;
+    verified: boolean;
+  };
   assert.deepEqual(put, { direction: 'put', local, remote: '/cli-data/random.bin', size: data.length, adler32: expected, verified: true });
 
-  const stat = JSON.parse(await ok(['stat', '/cli-data/random.bin', '--json'])) as { size: number; checksums: { type: string; value: string }[]; fileLocality: string };
+  const stat = JSON.parse(await ok(['stat', '/cli-data/random.bin', '--json'])) as {
+    size: number;
+    checksums: { type: string; value: string }[];
+    fileLocality: string;
+  };
   assert.equal(stat.size, data.length);
   assert.deepEqual(stat.checksums, [{ type: 'ADLER32', value: expected }]);
   assert.equal(stat.fileLocality, 'ONLINE');

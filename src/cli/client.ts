@@ -107,7 +107,11 @@ export function adler32FromDigest(header: string | string[] | undefined): string
   if (!value) return undefined;
   for (const item of value.split(',')) {
     const eq = item.indexOf('=');
-    if (eq > 0 && item.slice(0, eq).trim().toLowerCase() === 'adler32') return item.slice(eq + 1).trim().toLowerCase();
+    if (eq > 0 && item.slice(0, eq).trim().toLowerCase() === 'adler32')
+      return item
+        .slice(eq + 1)
+        .trim()
+        .toLowerCase();
   }
   return undefined;
 }
@@ -117,7 +121,10 @@ class TransferMeter extends Transform {
   bytes = 0;
   private sum = 1;
 
-  constructor(private readonly total: number | undefined, private readonly onProgress: ProgressListener | undefined) {
+  constructor(
+    private readonly total: number | undefined,
+    private readonly onProgress: ProgressListener | undefined,
+  ) {
     super();
   }
 
@@ -252,10 +259,14 @@ export class SluiceClient {
     const local = meter.adler32;
     const remote = adler32FromDigest(res.headers.digest);
     if (remote !== undefined && remote !== local) {
-      throw new SluiceError('CHECKSUM_MISMATCH', `upload of ${localFile} to ${remotePath} corrupted: sent adler32 ${local}, server stored ${remote}`, {
-        local,
-        remote,
-      });
+      throw new SluiceError(
+        'CHECKSUM_MISMATCH',
+        `upload of ${localFile} to ${remotePath} corrupted: sent adler32 ${local}, server stored ${remote}`,
+        {
+          local,
+          remote,
+        },
+      );
     }
     return { size: meter.bytes, adler32: local, verified: remote !== undefined };
   }
@@ -279,10 +290,14 @@ export class SluiceClient {
       const local = meter.adler32;
       const remote = adler32FromDigest(res.headers.digest);
       if (remote !== undefined && remote !== local) {
-        throw new SluiceError('CHECKSUM_MISMATCH', `download of ${remotePath} corrupted: received adler32 ${local}, server announced ${remote}`, {
-          local,
-          remote,
-        });
+        throw new SluiceError(
+          'CHECKSUM_MISMATCH',
+          `download of ${remotePath} corrupted: received adler32 ${local}, server announced ${remote}`,
+          {
+            local,
+            remote,
+          },
+        );
       }
       await rename(temp, localFile);
       return { size: meter.bytes, adler32: local, verified: remote !== undefined };
@@ -305,7 +320,12 @@ export class SluiceClient {
 
   /** Subscribes a channel to inotify events; returns the subscription URL (new or merged). */
   async subscribeInotify(channelUrl: string, selector: InotifySelector): Promise<string> {
-    const res = await this.send('POST', `${channelUrl}/subscriptions/inotify`, { 'content-type': 'application/json' }, JSON.stringify(selector));
+    const res = await this.send(
+      'POST',
+      `${channelUrl}/subscriptions/inotify`,
+      { 'content-type': 'application/json' },
+      JSON.stringify(selector),
+    );
     await this.expectOk(res, 'POST', 'subscription');
     res.resume();
     return this.location(res, 'subscription');
@@ -321,7 +341,10 @@ export class SluiceClient {
    * Opens the channel's SSE stream (resuming after `lastEventId` when given) and yields messages
    * until the server ends the stream or `signal` aborts. Resolves `onOpen` once connected.
    */
-  async *eventStream(channelUrl: string, opts: { lastEventId?: string; signal?: AbortSignal; onOpen?: () => void } = {}): AsyncGenerator<SseMessage> {
+  async *eventStream(
+    channelUrl: string,
+    opts: { lastEventId?: string; signal?: AbortSignal; onOpen?: () => void } = {},
+  ): AsyncGenerator<SseMessage> {
     const headers: OutgoingHttpHeaders = { accept: 'text/event-stream' };
     if (opts.lastEventId !== undefined) headers['last-event-id'] = opts.lastEventId;
     const res = await this.send('GET', channelUrl, headers, undefined, opts.signal);
@@ -393,9 +416,20 @@ export class SluiceClient {
     return request(url, { method, headers: all, agent: this.agent, ...(signal ? { signal } : {}) });
   }
 
-  private send(method: string, pathOrUrl: string, headers: OutgoingHttpHeaders = {}, body?: string, signal?: AbortSignal): Promise<IncomingMessage> {
+  private send(
+    method: string,
+    pathOrUrl: string,
+    headers: OutgoingHttpHeaders = {},
+    body?: string,
+    signal?: AbortSignal,
+  ): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const req = this.open(method, pathOrUrl, body === undefined ? headers : { ...headers, 'content-length': Buffer.byteLength(body) }, signal);
+      const req = this.open(
+        method,
+        pathOrUrl,
+        body === undefined ? headers : { ...headers, 'content-length': Buffer.byteLength(body) },
+        signal,
+      );
       req.once('response', resolve);
       req.once('error', (e) => reject(signal?.aborted ? e : connectionError(this.baseUrl, e)));
       req.end(body);

@@ -47,7 +47,11 @@ async function follow(client: SluiceClient, opts: FollowOptions): Promise<void> 
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await client.subscribeInotify(channel, { path, ...(opts.flags ? { flags: opts.flags } : {}), ...(opts.recursive ? { recursive: true } : {}) });
+    await client.subscribeInotify(channel, {
+      path,
+      ...(opts.flags ? { flags: opts.flags } : {}),
+      ...(opts.recursive ? { recursive: true } : {}),
+    });
     await stream(client, channel, path, opts, stop.signal);
   } finally {
     process.off('SIGINT', onSignal);
@@ -87,7 +91,8 @@ async function stream(client: SluiceClient, channel: string, path: string, opts:
 /** Prints one message; returns false when the stream cannot continue. */
 function show(message: SseMessage, path: string, opts: FollowOptions): boolean {
   const data = parseData(message.data);
-  if (opts.json) printJsonLine({ id: message.id ?? null, type: message.event, ...(typeof data === 'object' && data !== null ? data : { data }) });
+  if (opts.json)
+    printJsonLine({ id: message.id ?? null, type: message.event, ...(typeof data === 'object' && data !== null ? data : { data }) });
   if (message.event === 'SYSTEM') return system((data as { type?: string } | undefined)?.type);
   if (opts.json) return true;
   if (message.event !== 'inotify') {

@@ -23,7 +23,12 @@ export function registerFileCommands(program: Command): void {
       }
       printTable(
         undefined,
-        rows.map((child) => [child.fileType === 'DIR' ? 'd' : '-', child.fileType === 'DIR' ? '-' : formatSize(child.size), formatTime(child.mtime), displayName(child)]),
+        rows.map((child) => [
+          child.fileType === 'DIR' ? 'd' : '-',
+          child.fileType === 'DIR' ? '-' : formatSize(child.size),
+          formatTime(child.mtime),
+          displayName(child),
+        ]),
       );
     });
 
@@ -94,7 +99,8 @@ export function registerFileCommands(program: Command): void {
       const target = remotePath(path);
       await withClient(cmd, (c) =>
         c.remove(target, { recursive: opts.recursive === true }).catch((e: unknown) => {
-          if (e instanceof SluiceError && e.code === 'NOT_EMPTY') throw new SluiceError('NOT_EMPTY', `${target} is not empty; use --recursive`);
+          if (e instanceof SluiceError && e.code === 'NOT_EMPTY')
+            throw new SluiceError('NOT_EMPTY', `${target} is not empty; use --recursive`);
           throw e;
         }),
       );

@@ -111,7 +111,13 @@ async function getFile(client: SluiceClient, remote: string, local: string, size
   }
 }
 
-function report(direction: 'put' | 'get', local: string, remote: string, result: TransferResult & { verified: boolean }, opts: TransferOptions): void {
+function report(
+  direction: 'put' | 'get',
+  local: string,
+  remote: string,
+  result: TransferResult & { verified: boolean },
+  opts: TransferOptions,
+): void {
   if (!result.verified) printNote(`warning: the server sent no adler32 Digest for ${remote}; the transfer was not verified`);
   if (opts.json) return printJsonLine({ direction, local, remote, size: result.size, adler32: result.adler32, verified: result.verified });
   const [from, to] = direction === 'put' ? [local, remote] : [remote, local];
