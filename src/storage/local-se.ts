@@ -11,6 +11,7 @@ import type { ChecksumType, Checksums } from './types.js';
 import { SluiceError } from '../errors.js';
 
 const EARLY_FLUSH_BYTES = 64 << 20;
+const WRITE_BATCH_BYTES = 4 << 20;
 
 export interface ReceivedData {
   location: string;
@@ -79,35 +80,45 @@ export class LocalStorageElement {
     let flushing: Promise<void> | undefined;
     let sinceFlush = 0;
     try {
-      // Batch small chunks into fewer writes; keep at most one write in flight so memory stays bounded.
+      // Batch chunks into few large writes, and keep one write in flight while the next batch
+      // arrives: receiving, checksumming and writing overlap, and memory stays at two batches.
       let pending: Uint8Array[] = [];
       let pendingBytes = 0;
-      const flush = async (): Promise<void> => {
+      let writing: Promise<unknown> | undefined;
+      const startWrite = async (): Promise<void> => {
+        await writing;
         if (pendingBytes === 0) return;
         const bufs = pending;
+        const bytes = pendingBytes;
         pending = [];
         pendingBytes = 0;
-        await fh.writev(bufs);
-        sinceFlush += bufs.reduce((n, b) => n + b.length, 0);
+        writing = fh.writev(bufs);
+        sinceFlush += bytes;
         if (this.fsync && sinceFlush >= EARLY_FLUSH_BYTES && !flushing) {
           sinceFlush = 0;
-          flushing = fh.datasync().finally(() => (flushing = undefined));
+          // Runs beside the next writes; the final datasync below covers whatever it missed.
+          flushing = writing.then(() => fh.datasync()).finally(() => (flushing = undefined));
         }
       };
-      for await (const chunk of source as AsyncIterable<Uint8Array>) {
-        size += chunk.length;
-        if (opts.maxSize !== undefined && size > opts.maxSize) {
-          throw new SluiceError('PAYLOAD_TOO_LARGE', `more than ${opts.maxSize} bytes`);
+      try {
+        for await (const chunk of source as AsyncIterable<Uint8Array>) {
+          size += chunk.length;
+          if (opts.maxSize !== undefined && size > opts.maxSize) {
+            throw new SluiceError('PAYLOAD_TOO_LARGE', `more than ${opts.maxSize} bytes`);
+          }
+          if (opts.expectedSize !== undefined && size > opts.expectedSize) {
+            throw new SluiceError('BAD_REQUEST', `body longer than the declared Content-Length ${opts.expectedSize}`);
+          }
+          acc.update(chunk);
+          pending.push(chunk);
+          pendingBytes += chunk.length;
+          if (pendingBytes >= WRITE_BATCH_BYTES) await startWrite();
         }
-        if (opts.expectedSize !== undefined && size > opts.expectedSize) {
-          throw new SluiceError('BAD_REQUEST', `body longer than the declared Content-Length ${opts.expectedSize}`);
-        }
-        acc.update(chunk);
-        pending.push(chunk);
-        pendingBytes += chunk.length;
-        if (pendingBytes >= 1 << 20) await flush();
+        await startWrite();
+      } finally {
+        await writing?.catch(() => undefined);
       }
-      await flush();
+      await writing;
       if (opts.expectedSize !== undefined && size !== opts.expectedSize) {
         throw new SluiceError('BAD_REQUEST', `body ended after ${size} of ${opts.expectedSize} declared bytes`);
       }
