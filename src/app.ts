@@ -8,6 +8,7 @@ import type { Config } from './config.js';
 import { openDatabase, migrate, type Db } from './backends/sqlite/database.js';
 import { SqliteEventLog } from './backends/sqlite/event-log.js';
 import { SqliteNamespaceStore } from './backends/sqlite/namespace-store.js';
+import { WalSync } from './backends/sqlite/wal-sync.js';
 import { storageMigrations } from './storage/tables.js';
 import { eventLogMigrations } from './events/tables.js';
 import { authMigrations } from './auth/tables.js';
@@ -41,11 +42,14 @@ export function createLogger(level: Config['logLevel']): Logger {
 
 export async function createCore(config: Config, log: Logger = createLogger(config.logLevel)): Promise<Core> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const db = openDatabase(join(config.dataDir, 'state.sqlite'));
+  const dbFile = join(config.dataDir, 'state.sqlite');
+  const db = openDatabase(dbFile, { groupCommit: true });
   migrate(db, [...storageMigrations, ...eventLogMigrations, ...authMigrations, ...channelMigrations]);
+  const wal = config.fsync ? new WalSync(dbFile + '-wal') : undefined;
+  await wal?.init();
 
   const eventLog = new SqliteEventLog(db);
-  const store = new SqliteNamespaceStore(db, eventLog);
+  const store = new SqliteNamespaceStore(db, eventLog, wal);
   const se = new LocalStorageElement('local', join(config.dataDir, 'se', 'local'), { fsync: config.fsync });
   await se.init();
   const namespace = new Namespace(store, se, log.child({ domain: 'storage' }));
@@ -73,6 +77,7 @@ export async function createCore(config: Config, log: Logger = createLogger(conf
     async close() {
       clearInterval(prune);
       await channels.stop();
+      await wal?.close();
       db.close();
     },
   };

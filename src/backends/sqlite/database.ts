@@ -12,11 +12,15 @@ export interface Migration {
   sql: string;
 }
 
-export function openDatabase(file: string): Db {
+/**
+ * Opens the database in WAL mode. With `groupCommit`, commits do not fsync on the event loop
+ * (synchronous=NORMAL) and the caller makes changes durable with WalSync before acknowledging them;
+ * otherwise every commit is on disk when it returns (synchronous=FULL).
+ */
+export function openDatabase(file: string, opts: { groupCommit?: boolean } = {}): Db {
   const db = new Database(file);
-  // WAL + FULL: a commit is on disk when it returns, so an acknowledged write survives kill -9 and power loss.
   db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
+  db.pragma(opts.groupCommit ? 'synchronous = NORMAL' : 'synchronous = FULL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   return db;

@@ -30,6 +30,7 @@ export class SqliteEventLog implements EventLog {
   private readonly selectOldest;
   private readonly deleteBefore;
   private pendingHead = 0;
+  private announcedHead = 0;
 
   constructor(private readonly db: Db) {
     this.emitter.setMaxListeners(0);
@@ -48,12 +49,20 @@ export class SqliteEventLog implements EventLog {
     }
   }
 
-  /** Wakes consumers after a commit that appended events. */
-  committed(): void {
-    if (this.pendingHead === 0) return;
-    const head = this.pendingHead as EventId;
+  /** The head appended by the transaction that just committed (0 if none); resets it. */
+  takePendingHead(): number {
+    const head = this.pendingHead;
     this.pendingHead = 0;
-    this.emitter.emit('append', head);
+    return head;
+  }
+
+  /** Wakes consumers once a commit that appended events up to `head` is durable. */
+  committed(head: number): void {
+    if (head === 0) return;
+    // Commits can become durable out of order (group commit): never announce a smaller head.
+    if (head <= this.announcedHead) return;
+    this.announcedHead = head;
+    this.emitter.emit('append', head as EventId);
   }
 
   /** Forgets events of a transaction that rolled back. */

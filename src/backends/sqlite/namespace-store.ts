@@ -3,6 +3,7 @@
 import { randomUUID, randomBytes } from 'node:crypto';
 import type { Db } from './database.js';
 import type { SqliteEventLog } from './event-log.js';
+import type { WalSync } from './wal-sync.js';
 import { SluiceError } from '../../errors.js';
 import type { NsPath } from '../../storage/paths.js';
 import { nameOf, parentOf } from '../../storage/paths.js';
@@ -80,6 +81,8 @@ export class SqliteNamespaceStore implements NamespaceStore {
   constructor(
     private readonly db: Db,
     private readonly log: SqliteEventLog,
+    /** Makes commits durable before they are acknowledged (group commit); absent with synchronous=FULL. */
+    private readonly wal?: WalSync,
   ) {
     this.q = {
       get: db.prepare('SELECT * FROM ns_entries WHERE path = ?'),
@@ -141,8 +144,11 @@ export class SqliteNamespaceStore implements NamespaceStore {
     };
   }
 
-  /** Runs fn in one transaction with its events; wakes event consumers after commit. */
-  private transact<T>(fn: (events: NewStorageEvent[]) => T): T {
+  /**
+   * Runs fn in one transaction with its events. Resolves once the commit is durable; event
+   * consumers are woken only then, so nothing acts on an event a power loss could still take back.
+   */
+  private async transact<T>(fn: (events: NewStorageEvent[]) => T): Promise<T> {
     const events: NewStorageEvent[] = [];
     let result: T;
     try {
@@ -155,7 +161,9 @@ export class SqliteNamespaceStore implements NamespaceStore {
       this.log.rolledBack();
       throw e;
     }
-    this.log.committed();
+    const head = this.log.takePendingHead();
+    await this.wal?.durable();
+    this.log.committed(head);
     return result;
   }
 
