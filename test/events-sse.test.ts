@@ -1,0 +1,207 @@
+// The events API's SSE streams with a real client (the `eventsource` package): inotify sequences of
+// namespace changes, Last-Event-ID replay from the durable log, recursive watches, competing
+// clients, permission filtering, metronome ticks and channel garbage collection.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { startServer, authed, type RunningServer } from './support/server.js';
+import { connectSse, inotifyEvents, isSystem, type SseClient } from './support/sse.js';
+import { normalizePath } from '../src/storage/paths.js';
+import type { Principal } from '../src/auth/scopes.js';
+
+let server: RunningServer;
+let api: ReturnType<typeof authed>;
+let admin: Principal;
+const open: SseClient[] = [];
+
+before(async () => {
+  server = await startServer();
+  api = authed(server);
+  admin = server.core!.tokens.authenticate(server.token);
+});
+after(async () => {
+  for (const c of open) c.close();
+  await server.stop();
+});
+
+const ns = () => server.core!.namespace;
+const put = (path: string, text = 'data') => ns().put(admin, normalizePath(path), Readable.from([Buffer.from(text)]));
+const mkdir = (path: string) => ns().mkdir(admin, normalizePath(path));
+const json = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+async function channel(token = server.token): Promise<string> {
+  return (await authed(server, token)('/api/v1/events/channels', { method: 'POST' })).headers.get('location')!;
+}
+
+async function watch(channelUrl: string, selector: unknown, token = server.token): Promise<string> {
+  const res = await authed(server, token)(new URL(channelUrl).pathname + '/subscriptions/inotify', json(selector));
+  assert.equal(res.status, 201, await res.clone().text());
+  return res.headers.get('location')!;
+}
+
+async function listen(channelUrl: string, token = server.token, headers: Record<string, string> = {}): Promise<SseClient> {
+  const c = await connectSse(channelUrl, token, headers);
+  open.push(c);
+  return c;
+}
+
+test('a PUT, a rename and a delete in a watched directory give the dCache sequence', async () => {
+  await mkdir('/seq');
+  const ch = await channel();
+  const client = await listen(ch);
+  const sub = await watch(ch, { path: '/seq' });
+  await client.waitFor(isSystem('NEW_SUBSCRIPTION'));
+  assert.deepEqual(client.events[0]!.data, { type: 'NEW_SUBSCRIPTION', subscription: sub });
+
+  await put('/seq/a.txt');
+  await ns().move(admin, normalizePath('/seq/a.txt'), normalizePath('/seq/b.txt'), { overwrite: false });
+  await ns().remove(admin, normalizePath('/seq/b.txt'));
+  await mkdir('/seq/sub');
+  const got = await client.waitFor((e) => e.type === 'inotify', 9);
+  const events = inotifyEvents(got);
+  const cookie = (events[5] as { cookie: string }).cookie;
+  assert.equal(typeof cookie, 'string');
+  assert.deepEqual(events, [
+    { name: 'a.txt', mask: ['IN_CREATE'] },
+    { name: 'a.txt', mask: ['IN_OPEN'] },
+    { name: 'a.txt', mask: ['IN_MODIFY'] },
+    { name: 'a.txt', mask: ['IN_CLOSE_WRITE'] },
+    { name: 'a.txt', mask: ['IN_ATTRIB'] },
+    { name: 'a.txt', cookie, mask: ['IN_MOVED_FROM'] },
+    { name: 'b.txt', cookie, mask: ['IN_MOVED_TO'] },
+    { name: 'b.txt', mask: ['IN_DELETE'] },
+    { name: 'sub', mask: ['IN_CREATE', 'IN_ISDIR'] },
+  ]);
+  for (const e of got) assert.equal((e.data as { subscription: string }).subscription, sub);
+  const ids = got.map((e) => Number(e.lastEventId));
+  assert.deepEqual(ids, [...ids].sort((a, b) => a - b));
+});
+
+test('the watch follows its target, and its deletion closes it: IN_DELETE_SELF, SUBSCRIPTION_CLOSED, IN_IGNORED', async () => {
+  await mkdir('/follow');
+  const ch = await channel();
+  const client = await listen(ch);
+  const sub = await watch(ch, { path: '/follow', flags: ['IN_CREATE', 'IN_MOVE_SELF', 'IN_DELETE_SELF'] });
+  await ns().move(admin, normalizePath('/follow'), normalizePath('/followed'), { overwrite: false });
+  await put('/followed/x');
+  await ns().remove(admin, normalizePath('/followed'));
+  await client.waitFor((e) => e.type === 'inotify' && (e.data as { event: { mask: string[] } }).event.mask[0] === 'IN_IGNORED');
+  assert.deepEqual(
+    client.events.slice(1).map((e) => [e.type, e.type === 'SYSTEM' ? (e.data as { type: string }).type : (e.data as { event: unknown }).event]),
+    [
+      ['inotify', { mask: ['IN_MOVE_SELF', 'IN_ISDIR'] }],
+      ['inotify', { name: 'x', mask: ['IN_CREATE'] }],
+      ['inotify', { mask: ['IN_DELETE_SELF'] }],
+      ['SYSTEM', 'SUBSCRIPTION_CLOSED'],
+      ['inotify', { mask: ['IN_IGNORED'] }],
+    ],
+  );
+  assert.equal((await api(new URL(sub).pathname)).status, 404);
+});
+
+test('a reconnect with Last-Event-ID gets exactly the missed events', async () => {
+  await mkdir('/resume');
+  const ch = await channel();
+  await watch(ch, { path: '/resume', flags: ['IN_CLOSE_WRITE'] });
+  const first = await listen(ch);
+  await put('/resume/one');
+  const [seen] = await first.waitFor((e) => e.type === 'inotify');
+  first.close();
+  await put('/resume/two');
+  await put('/resume/three');
+  const second = await listen(ch, server.token, { 'last-event-id': seen!.lastEventId });
+  const missed = await second.waitFor((e) => e.type === 'inotify', 2);
+  assert.deepEqual(inotifyEvents(missed), [
+    { name: 'two', mask: ['IN_CLOSE_WRITE'] },
+    { name: 'three', mask: ['IN_CLOSE_WRITE'] },
+  ]);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(second.events.length, 2, 'nothing beyond the missed events');
+});
+
+test('a Last-Event-ID older than the log gives EVENT_LOSS first', async () => {
+  const ch = await channel();
+  await server.core!.db.prepare('DELETE FROM events WHERE id < ?').run(server.core!.eventLog.headSync());
+  const client = await listen(ch, server.token, { 'last-event-id': '0' });
+  await client.waitFor(isSystem('EVENT_LOSS'));
+});
+
+test('a recursive watch sees a file created in a new subdirectory', async () => {
+  await mkdir('/tree');
+  const ch = await channel();
+  const client = await listen(ch);
+  await watch(ch, { path: '/tree', flags: ['IN_CREATE'], recursive: true });
+  await mkdir('/tree/new');
+  await put('/tree/new/file.h5');
+  const got = await client.waitFor((e) => e.type === 'inotify', 2);
+  assert.deepEqual(inotifyEvents(got), [
+    { name: 'new', mask: ['IN_CREATE', 'IN_ISDIR'] },
+    { name: 'new/file.h5', mask: ['IN_CREATE'] },
+  ]);
+});
+
+test('a second client takes the channel over: the first gets COMPETING_CLIENT', async () => {
+  const ch = await channel();
+  const first = await listen(ch);
+  const closed = new Promise<void>((resolve) => first.source.addEventListener('SYSTEM', () => (first.close(), resolve())));
+  const second = await listen(ch);
+  await closed;
+  assert.ok(isSystem('COMPETING_CLIENT')(first.events.at(-1)!));
+  assert.equal(second.events.length, 0);
+});
+
+test('events on paths the subscriber may not read are not delivered', async () => {
+  await mkdir('/shared');
+  await mkdir('/shared/open');
+  await mkdir('/shared/secret');
+  const token = ((await (await api('/api/v1/tokens', json({ subject: 'dora', scopes: ['storage.read:/shared/open'] }))).json()) as { secret: string }).secret;
+  const ch = await channel(token);
+  const dora = await listen(ch, token);
+  await watch(ch, { path: '/shared/open', flags: ['IN_CREATE'] }, token);
+  await put('/shared/open/o.txt');
+  await ns().move(admin, normalizePath('/shared/open'), normalizePath('/shared/secret/open'), { overwrite: false });
+  await put('/shared/secret/open/s.txt');
+  await mkdir('/shared/open');
+  await put('/shared/open/later.txt');
+  await dora.waitFor((e) => e.type === 'inotify');
+  await new Promise((r) => setTimeout(r, 150));
+  assert.deepEqual(inotifyEvents(dora.events), [{ name: 'o.txt', mask: ['IN_CREATE'] }], 'the watch followed its directory to where dora may not read');
+});
+
+test('metronome ticks carry the message with ${username} and ${count}, then the subscription closes', async () => {
+  const ch = await channel();
+  const client = await listen(ch);
+  const res = await api(new URL(ch).pathname + '/subscriptions/metronome', json({ delay: 0.01, count: 2, message: '${username}-${count}' }));
+  const sub = res.headers.get('location')!;
+  await client.waitFor(isSystem('SUBSCRIPTION_CLOSED'));
+  assert.deepEqual(
+    client.events.map((e) => e.data),
+    [
+      { type: 'NEW_SUBSCRIPTION', subscription: sub },
+      { event: 'admin-1', subscription: sub },
+      { event: 'admin-2', subscription: sub },
+      { type: 'SUBSCRIPTION_CLOSED', subscription: sub },
+    ],
+  );
+});
+
+test('DELETE of a subscription sends SUBSCRIPTION_CLOSED and IN_IGNORED', async () => {
+  await mkdir('/cancel');
+  const ch = await channel();
+  const client = await listen(ch);
+  const sub = await watch(ch, { path: '/cancel' });
+  assert.equal((await api(new URL(sub).pathname, { method: 'DELETE' })).status, 204);
+  await client.waitFor((e) => e.type === 'inotify');
+  assert.deepEqual(client.events.slice(1).map((e) => e.data), [
+    { type: 'SUBSCRIPTION_CLOSED', subscription: sub },
+    { event: { mask: ['IN_IGNORED'] }, subscription: sub },
+  ]);
+});
+
+test('a channel without a client is deleted after its timeout', async () => {
+  const ch = new URL(await channel()).pathname;
+  assert.equal((await api(ch, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ timeout: 1 }) })).status, 204);
+  assert.equal((await api(ch, { headers: { accept: 'application/json' } })).status, 200);
+  await new Promise((r) => setTimeout(r, 1200));
+  assert.equal((await api(ch, { headers: { accept: 'application/json' } })).status, 404);
+});
