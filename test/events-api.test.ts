@@ -18,7 +18,11 @@ before(async () => {
 });
 after(() => server.stop());
 
-const json = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const json = (body: unknown): RequestInit => ({
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+});
 
 async function newChannel(token?: string): Promise<string> {
   const res = await authed(server, token)('/api/v1/events/channels', { method: 'POST' });
@@ -29,12 +33,16 @@ async function newChannel(token?: string): Promise<string> {
 test('GET /events is anonymous and reports the channel limits', async () => {
   const res = await fetch(server.url + '/api/v1/events');
   assert.equal(res.status, 200);
-  assert.deepEqual(await res.json(), { channels: { lifetimeWhenDisconnected: { maximum: 86400, minimum: 1, default: 300 }, maximumPerUser: 3 } });
+  assert.deepEqual(await res.json(), {
+    channels: { lifetimeWhenDisconnected: { maximum: 86400, minimum: 1, default: 300 }, maximumPerUser: 3 },
+  });
 });
 
 test('event types, descriptions and schemas', async () => {
   assert.deepEqual(await (await api('/api/v1/events/eventTypes')).json(), ['inotify', 'metronome']);
-  assert.deepEqual(await (await api('/api/v1/events/eventTypes/inotify')).json(), { description: 'notification of namespace activity, modelled after inotify(7)' });
+  assert.deepEqual(await (await api('/api/v1/events/eventTypes/inotify')).json(), {
+    description: 'notification of namespace activity, modelled after inotify(7)',
+  });
   const selector = (await (await api('/api/v1/events/eventTypes/inotify/selector')).json()) as { $id: string; required: string[] };
   assert.equal(selector.$id, 'http://dcache.org/frontend/events/namespaceSelectors#');
   assert.deepEqual(selector.required, ['path']);
@@ -59,7 +67,8 @@ test('channel lifecycle: create, list by client-id, metadata, timeout bounds, de
   assert.deepEqual(await (await api('/api/v1/events/channels?client-id=demo')).json(), [url]);
   assert.ok(!((await (await api('/api/v1/events/channels?client-id=')).json()) as string[]).includes(url));
   assert.deepEqual(await (await api(path, { headers: { accept: 'application/json' } })).json(), { timeout: 300 });
-  const patch = (timeout: number) => api(path, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ timeout }) });
+  const patch = (timeout: number) =>
+    api(path, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ timeout }) });
   assert.equal((await patch(60)).status, 204);
   assert.deepEqual(await (await api(path, { headers: { accept: 'application/json' } })).json(), { timeout: 60 });
   const tooShort = await patch(0);
@@ -74,7 +83,9 @@ test('channel lifecycle: create, list by client-id, metadata, timeout bounds, de
 });
 
 test('429 past the per-user channel limit', async () => {
-  const bob = (await (await api('/api/v1/tokens', json({ subject: 'limited', scopes: ['storage.read:/data'] }))).json()) as { secret: string };
+  const bob = (await (await api('/api/v1/tokens', json({ subject: 'limited', scopes: ['storage.read:/data'] }))).json()) as {
+    secret: string;
+  };
   for (let i = 0; i < 3; i++) await newChannel(bob.secret);
   const res = await authed(server, bob.secret)('/api/v1/events/channels', { method: 'POST' });
   assert.equal(res.status, 429);
@@ -100,7 +111,10 @@ test('subscriptions: create, echo, merge with 303, IN_MASK_ADD, list, delete', a
   assert.match(sub, new RegExp(`${channel}/subscriptions/inotify/[A-Za-z0-9_-]{24}$`));
   const subPath = new URL(sub).pathname;
   assert.deepEqual(await (await api(subPath)).json(), { path: '/data', flags: ['IN_CREATE'] });
-  const merged = await api(`${channel}/subscriptions/inotify`, { ...json({ path: '/data', flags: ['IN_DELETE', 'IN_MASK_ADD'] }), redirect: 'manual' });
+  const merged = await api(`${channel}/subscriptions/inotify`, {
+    ...json({ path: '/data', flags: ['IN_DELETE', 'IN_MASK_ADD'] }),
+    redirect: 'manual',
+  });
   assert.equal(merged.status, 303);
   assert.equal(merged.headers.get('location'), sub);
   assert.deepEqual(await (await api(subPath)).json(), { path: '/data', flags: ['IN_DELETE', 'IN_MASK_ADD'] });
@@ -123,18 +137,25 @@ test('selector errors use dCache messages', async () => {
   };
   assert.equal(await message('inotify', { path: '/nowhere' }), 'Not found: Problem with path: No such file or directory: /nowhere');
   assert.equal(await message('inotify', { path: '/data', flags: ['IN_DONT_FOLLOW'] }), 'Bad selector: Unsupported flags: [IN_DONT_FOLLOW]');
-  assert.equal(await message('inotify', { path: '/data/file.bin', flags: ['IN_ONLYDIR'] }), 'Failed condition: IN_ONLYDIR with REGULAR target');
+  assert.equal(
+    await message('inotify', { path: '/data/file.bin', flags: ['IN_ONLYDIR'] }),
+    'Failed condition: IN_ONLYDIR with REGULAR target',
+  );
   assert.equal(await message('inotify', {}), 'Bad selector: Missing path');
   assert.equal(await message('inotify', undefined), 'Missing JSON entity in POST request');
   assert.equal(await message('nope', { path: '/data' }), 'Unknown event type: nope');
   assert.equal(await message('metronome', {}), 'Bad selector: either "frequency" or "delay" must be specified');
-  const bob = (await (await api('/api/v1/tokens', json({ subject: 'carol', scopes: ['storage.read:/carol'] }))).json()) as { secret: string };
+  const bob = (await (await api('/api/v1/tokens', json({ subject: 'carol', scopes: ['storage.read:/carol'] }))).json()) as {
+    secret: string;
+  };
   const carolChannel = new URL(await newChannel(bob.secret)).pathname;
   const denied = await authed(server, bob.secret)(`${carolChannel}/subscriptions/inotify`, json({ path: '/data' }));
   assert.equal(((await denied.json()) as { errors: { message: string }[] }).errors[0]!.message, 'Permission denied: Not allowed.');
 });
 
 test('the OpenAPI document lists the events routes', async () => {
-  const doc = (await (await fetch(server.url + '/api/v1/openapi.json')).json()) as { paths: Record<string, Record<string, { tags?: string[] }>> };
+  const doc = (await (await fetch(server.url + '/api/v1/openapi.json')).json()) as {
+    paths: Record<string, Record<string, { tags?: string[] }>>;
+  };
   assert.ok(doc.paths['/api/v1/events/channels/{id}/subscriptions/{type}']?.post?.tags?.includes('events'));
 });

@@ -7,7 +7,11 @@ import { rm } from 'node:fs/promises';
 import { startChildServer, authed, tempDir } from './support/server.js';
 import { connectSse, inotifyEvents, isSystem } from './support/sse.js';
 
-const json = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const json = (body: unknown): RequestInit => ({
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+});
 
 test('a channel survives a restart and resumes from Last-Event-ID', async () => {
   const dataDir = await tempDir();

@@ -27,7 +27,11 @@ after(async () => {
 const ns = () => server.core!.namespace;
 const put = (path: string, text = 'data') => ns().put(admin, normalizePath(path), Readable.from([Buffer.from(text)]));
 const mkdir = (path: string) => ns().mkdir(admin, normalizePath(path));
-const json = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const json = (body: unknown): RequestInit => ({
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+});
 
 async function channel(token = server.token): Promise<string> {
   return (await authed(server, token)('/api/v1/events/channels', { method: 'POST' })).headers.get('location')!;
@@ -74,7 +78,10 @@ test('a PUT, a rename and a delete in a watched directory give the dCache sequen
   ]);
   for (const e of got) assert.equal((e.data as { subscription: string }).subscription, sub);
   const ids = got.map((e) => Number(e.lastEventId));
-  assert.deepEqual(ids, [...ids].sort((a, b) => a - b));
+  assert.deepEqual(
+    ids,
+    [...ids].sort((a, b) => a - b),
+  );
 });
 
 test('the watch follows its target, and its deletion closes it: IN_DELETE_SELF, SUBSCRIPTION_CLOSED, IN_IGNORED', async () => {
@@ -87,7 +94,9 @@ test('the watch follows its target, and its deletion closes it: IN_DELETE_SELF, 
   await ns().remove(admin, normalizePath('/followed'));
   await client.waitFor((e) => e.type === 'inotify' && (e.data as { event: { mask: string[] } }).event.mask[0] === 'IN_IGNORED');
   assert.deepEqual(
-    client.events.slice(1).map((e) => [e.type, e.type === 'SYSTEM' ? (e.data as { type: string }).type : (e.data as { event: unknown }).event]),
+    client.events
+      .slice(1)
+      .map((e) => [e.type, e.type === 'SYSTEM' ? (e.data as { type: string }).type : (e.data as { event: unknown }).event]),
     [
       ['inotify', { mask: ['IN_MOVE_SELF', 'IN_ISDIR'] }],
       ['inotify', { name: 'x', mask: ['IN_CREATE'] }],
@@ -154,7 +163,9 @@ test('events on paths the subscriber may not read are not delivered', async () =
   await mkdir('/shared');
   await mkdir('/shared/open');
   await mkdir('/shared/secret');
-  const token = ((await (await api('/api/v1/tokens', json({ subject: 'dora', scopes: ['storage.read:/shared/open'] }))).json()) as { secret: string }).secret;
+  const token = (
+    (await (await api('/api/v1/tokens', json({ subject: 'dora', scopes: ['storage.read:/shared/open'] }))).json()) as { secret: string }
+  ).secret;
   const ch = await channel(token);
   const dora = await listen(ch, token);
   await watch(ch, { path: '/shared/open', flags: ['IN_CREATE'] }, token);
@@ -165,13 +176,20 @@ test('events on paths the subscriber may not read are not delivered', async () =
   await put('/shared/open/later.txt');
   await dora.waitFor((e) => e.type === 'inotify');
   await new Promise((r) => setTimeout(r, 150));
-  assert.deepEqual(inotifyEvents(dora.events), [{ name: 'o.txt', mask: ['IN_CREATE'] }], 'the watch followed its directory to where dora may not read');
+  assert.deepEqual(
+    inotifyEvents(dora.events),
+    [{ name: 'o.txt', mask: ['IN_CREATE'] }],
+    'the watch followed its directory to where dora may not read',
+  );
 });
 
 test('metronome ticks carry the message with ${username} and ${count}, then the subscription closes', async () => {
   const ch = await channel();
   const client = await listen(ch);
-  const res = await api(new URL(ch).pathname + '/subscriptions/metronome', json({ delay: 0.01, count: 2, message: '${username}-${count}' }));
+  const res = await api(
+    new URL(ch).pathname + '/subscriptions/metronome',
+    json({ delay: 0.01, count: 2, message: '${username}-${count}' }),
+  );
   const sub = res.headers.get('location')!;
   await client.waitFor(isSystem('SUBSCRIPTION_CLOSED'));
   assert.deepEqual(
@@ -192,15 +210,21 @@ test('DELETE of a subscription sends SUBSCRIPTION_CLOSED and IN_IGNORED', async 
   const sub = await watch(ch, { path: '/cancel' });
   assert.equal((await api(new URL(sub).pathname, { method: 'DELETE' })).status, 204);
   await client.waitFor((e) => e.type === 'inotify');
-  assert.deepEqual(client.events.slice(1).map((e) => e.data), [
-    { type: 'SUBSCRIPTION_CLOSED', subscription: sub },
-    { event: { mask: ['IN_IGNORED'] }, subscription: sub },
-  ]);
+  assert.deepEqual(
+    client.events.slice(1).map((e) => e.data),
+    [
+      { type: 'SUBSCRIPTION_CLOSED', subscription: sub },
+      { event: { mask: ['IN_IGNORED'] }, subscription: sub },
+    ],
+  );
 });
 
 test('a channel without a client is deleted after its timeout', async () => {
   const ch = new URL(await channel()).pathname;
-  assert.equal((await api(ch, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ timeout: 1 }) })).status, 204);
+  assert.equal(
+    (await api(ch, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ timeout: 1 }) })).status,
+    204,
+  );
   assert.equal((await api(ch, { headers: { accept: 'application/json' } })).status, 200);
   await new Promise((r) => setTimeout(r, 1200));
   assert.equal((await api(ch, { headers: { accept: 'application/json' } })).status, 404);

@@ -91,7 +91,9 @@ export class ChannelStore {
 
   constructor(private readonly db: Db) {
     this.q = {
-      insertChannel: db.prepare('INSERT INTO channels (id, owner, client_id, timeout_s, created, disconnected_at) VALUES (?, ?, ?, ?, ?, ?)'),
+      insertChannel: db.prepare(
+        'INSERT INTO channels (id, owner, client_id, timeout_s, created, disconnected_at) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
       channel: db.prepare('SELECT * FROM channels WHERE id = ?'),
       channels: db.prepare('SELECT * FROM channels ORDER BY created'),
       byOwner: db.prepare('SELECT * FROM channels WHERE owner = ? ORDER BY created'),
@@ -107,15 +109,23 @@ export class ChannelStore {
       liveSubs: db.prepare('SELECT * FROM subscriptions WHERE channel_id = ? AND closed_after IS NULL ORDER BY seq'),
       allLive: db.prepare('SELECT * FROM subscriptions WHERE closed_after IS NULL ORDER BY channel_id, seq'),
       countLive: db.prepare('SELECT COUNT(*) AS n FROM subscriptions WHERE channel_id = ? AND closed_after IS NULL'),
-      replaySubs: db.prepare('SELECT * FROM subscriptions WHERE channel_id = ? AND (closed_after IS NULL OR closed_after > ?) ORDER BY seq'),
-      pathAt: db.prepare('SELECT path FROM watch_paths WHERE channel_id = ? AND subscription_id = ? AND since <= ? ORDER BY since DESC LIMIT 1'),
+      replaySubs: db.prepare(
+        'SELECT * FROM subscriptions WHERE channel_id = ? AND (closed_after IS NULL OR closed_after > ?) ORDER BY seq',
+      ),
+      pathAt: db.prepare(
+        'SELECT path FROM watch_paths WHERE channel_id = ? AND subscription_id = ? AND since <= ? ORDER BY since DESC LIMIT 1',
+      ),
       deleteSub: db.prepare('DELETE FROM subscriptions WHERE channel_id = ? AND id = ?'),
-      updateWatch: db.prepare('UPDATE subscriptions SET selector = ?, flags = ?, one_shot = ?, recursive = ? WHERE channel_id = ? AND id = ?'),
+      updateWatch: db.prepare(
+        'UPDATE subscriptions SET selector = ?, flags = ?, one_shot = ?, recursive = ? WHERE channel_id = ? AND id = ?',
+      ),
       moveWatch: db.prepare('UPDATE subscriptions SET watch_path = ? WHERE channel_id = ? AND id = ?'),
       close: db.prepare('UPDATE subscriptions SET closed_after = ? WHERE channel_id = ? AND id = ? AND closed_after IS NULL'),
       dropTombstones: db.prepare('DELETE FROM subscriptions WHERE closed_after IS NOT NULL AND closed_after < ?'),
       trackerPosition: db.prepare('SELECT position FROM watch_tracker WHERE id = 1'),
-      setTrackerPosition: db.prepare('INSERT INTO watch_tracker (id, position) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET position = excluded.position'),
+      setTrackerPosition: db.prepare(
+        'INSERT INTO watch_tracker (id, position) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET position = excluded.position',
+      ),
     };
   }
 
@@ -206,7 +216,14 @@ export class ChannelStore {
   }
 
   updateWatch(channelId: string, id: string, selector: unknown, watch: Watch): void {
-    this.q.updateWatch.run(JSON.stringify(selector), JSON.stringify([...watch.flags]), watch.oneShot ? 1 : 0, watch.recursive ? 1 : 0, channelId, id);
+    this.q.updateWatch.run(
+      JSON.stringify(selector),
+      JSON.stringify([...watch.flags]),
+      watch.oneShot ? 1 : 0,
+      watch.recursive ? 1 : 0,
+      channelId,
+      id,
+    );
   }
 
   /** Records that the watch follows its target to `path` from log position `since` on. */

@@ -109,7 +109,12 @@ export class ChannelService {
 
   limits() {
     const c = this.deps.config.channels;
-    return { minimumTimeout: MINIMUM_TIMEOUT_SECONDS, maximumTimeout: c.maxTimeoutSeconds, defaultTimeout: c.defaultTimeoutSeconds, maximumPerUser: c.maxPerUser };
+    return {
+      minimumTimeout: MINIMUM_TIMEOUT_SECONDS,
+      maximumTimeout: c.maxTimeoutSeconds,
+      defaultTimeout: c.defaultTimeoutSeconds,
+      maximumPerUser: c.maxPerUser,
+    };
   }
 
   createChannel(p: Principal, clientId: string | undefined): string {
@@ -210,7 +215,13 @@ export class ChannelService {
       .subscriptionsAt(channelId, start.position)
       .filter((s): s is SubscriptionRecord & { watch: Watch } => s.watch !== undefined)
       .map((s) => ({ id: s.id, watch: s.watch, createdAfter: s.createdAfter, until: s.closedAfter, mayRead: readPermission(s.scopes) }));
-    const stream = new ChannelStream({ eventLog: this.deps.eventLog, writer: new SseWriter(res, HEARTBEAT_MS), urlOf, position: start.position, watches });
+    const stream = new ChannelStream({
+      eventLog: this.deps.eventLog,
+      writer: new SseWriter(res, HEARTBEAT_MS),
+      urlOf,
+      position: start.position,
+      watches,
+    });
     if (live.gcTimer) clearTimeout(live.gcTimer);
     live.gcTimer = undefined;
     live.stream = stream;
@@ -260,8 +271,10 @@ export class ChannelService {
       throw e;
     }
     if (!entry) throw new SluiceError('BAD_SELECTOR', `Not found: Problem with path: No such file or directory: ${path}`);
-    if (selector.onlyDir && entry.type !== 'DIR') throw new SluiceError('BAD_SELECTOR', `Failed condition: IN_ONLYDIR with ${entry.type} target`);
-    if (selector.recursive && entry.type !== 'DIR') throw new SluiceError('BAD_SELECTOR', `Failed condition: recursive with ${entry.type} target`);
+    if (selector.onlyDir && entry.type !== 'DIR')
+      throw new SluiceError('BAD_SELECTOR', `Failed condition: IN_ONLYDIR with ${entry.type} target`);
+    if (selector.recursive && entry.type !== 'DIR')
+      throw new SluiceError('BAD_SELECTOR', `Failed condition: recursive with ${entry.type} target`);
     const live = this.channels.get(channelId);
     if (!live) throw new SluiceError('NOT_FOUND', 'No such channel');
     const id = watchIdOf(entry.fileId);
@@ -283,11 +296,23 @@ export class ChannelService {
       return { status: 'MERGED', type: 'inotify', id };
     }
     this.checkSubscriptionLimit(channelId);
-    const watch: Watch = { path, isDir: entry.type === 'DIR', flags: new Set(selector.flags), oneShot: selector.oneShot, recursive: selector.recursive };
+    const watch: Watch = {
+      path,
+      isDir: entry.type === 'DIR',
+      flags: new Set(selector.flags),
+      oneShot: selector.oneShot,
+      recursive: selector.recursive,
+    };
     const scopes = p.scopes.map(formatScope);
     this.store.insertSubscription({ channelId, id, type: 'inotify', selector: echo, watch, scopes, createdAfter: head });
     this.tracker.track(this.store.subscription(channelId, id)!);
-    live.stream?.newSubscription('inotify', id, { id, watch: { ...watch }, createdAfter: head, until: undefined, mayRead: readPermission(scopes) });
+    live.stream?.newSubscription('inotify', id, {
+      id,
+      watch: { ...watch },
+      createdAfter: head,
+      until: undefined,
+      mayRead: readPermission(scopes),
+    });
     return { status: 'CREATED', type: 'inotify', id };
   }
 
@@ -297,7 +322,15 @@ export class ChannelService {
     const live = this.channels.get(channelId)!;
     const id = randomUUID();
     const scopes = p.scopes.map(formatScope);
-    this.store.insertSubscription({ channelId, id, type: 'metronome', selector: selector.echo, watch: undefined, scopes, createdAfter: this.deps.eventLog.headSync() });
+    this.store.insertSubscription({
+      channelId,
+      id,
+      type: 'metronome',
+      selector: selector.echo,
+      watch: undefined,
+      scopes,
+      createdAfter: this.deps.eventLog.headSync(),
+    });
     live.stream?.newSubscription('metronome', id);
     this.startMetronome(live, id, selector.echo);
     return { status: 'CREATED', type: 'metronome', id };
@@ -339,12 +372,15 @@ export class ChannelService {
 
   private scheduleGc(live: LiveChannel, delayMs: number): void {
     if (live.gcTimer) clearTimeout(live.gcTimer);
-    live.gcTimer = setTimeout(() => {
-      live.gcTimer = undefined;
-      if (live.stream || this.channels.get(live.record.id) !== live) return;
-      this.deps.log.info({ channel: live.record.id, owner: live.record.owner }, 'channel without client past its timeout; deleted');
-      this.deleteChannel(live);
-    }, Math.max(0, delayMs));
+    live.gcTimer = setTimeout(
+      () => {
+        live.gcTimer = undefined;
+        if (live.stream || this.channels.get(live.record.id) !== live) return;
+        this.deps.log.info({ channel: live.record.id, owner: live.record.owner }, 'channel without client past its timeout; deleted');
+        this.deleteChannel(live);
+      },
+      Math.max(0, delayMs),
+    );
     live.gcTimer.unref();
   }
 

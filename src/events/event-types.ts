@@ -64,13 +64,32 @@ const inotifyEvent = {
     childEvent: {
       required: ['name'],
       properties: {
-        name: { title: 'The name of the target', description: 'The filename of the filesystem object that triggered this event.', type: 'string', minLength: 1 },
+        name: {
+          title: 'The name of the target',
+          description: 'The filename of the filesystem object that triggered this event.',
+          type: 'string',
+          minLength: 1,
+        },
       },
     },
     nonMoveChildEvent: {
       allOf: [
         { $ref: '#/definitions/childEvent' },
-        { properties: { mask: maskOf(['IN_ACCESS', 'IN_ATTRIB', 'IN_CLOSE_WRITE', 'IN_CLOSE_NOWRITE', 'IN_CREATE', 'IN_DELETE', 'IN_MODIFY', 'IN_OPEN', 'IN_ISDIR']) } },
+        {
+          properties: {
+            mask: maskOf([
+              'IN_ACCESS',
+              'IN_ATTRIB',
+              'IN_CLOSE_WRITE',
+              'IN_CLOSE_NOWRITE',
+              'IN_CREATE',
+              'IN_DELETE',
+              'IN_MODIFY',
+              'IN_OPEN',
+              'IN_ISDIR',
+            ]),
+          },
+        },
       ],
     },
     moveChildEvent: {
@@ -94,7 +113,17 @@ const inotifyEvent = {
     selfEvent: {
       required: ['mask'],
       properties: {
-        mask: maskOf(['IN_DELETE_SELF', 'IN_MOVE_SELF', 'IN_ACCESS', 'IN_ATTRIB', 'IN_CLOSE_WRITE', 'IN_CLOSE_NOWRITE', 'IN_MODIFY', 'IN_OPEN', 'IN_ISDIR']),
+        mask: maskOf([
+          'IN_DELETE_SELF',
+          'IN_MOVE_SELF',
+          'IN_ACCESS',
+          'IN_ATTRIB',
+          'IN_CLOSE_WRITE',
+          'IN_CLOSE_NOWRITE',
+          'IN_MODIFY',
+          'IN_OPEN',
+          'IN_ISDIR',
+        ]),
       },
     },
     managementEvent: { required: ['mask'], properties: { mask: maskOf(['IN_IGNORED', 'IN_Q_OVERFLOW', 'IN_UNMOUNT'], 3) } },
@@ -106,11 +135,24 @@ const metronomeSelector = {
   $schema: DRAFT_06,
   type: 'object',
   properties: {
-    frequency: { title: 'The trigger frequency', description: 'How often events are fired, in Hz.', type: 'number', minimum: MINIMUM_HZ, maximum: MAXIMUM_HZ },
-    delay: { title: 'The delay between successive triggers', description: 'The time between two triggers, in seconds.', type: 'number', minimum: MINIMUM_DELAY, maximum: MAXIMUM_DELAY },
+    frequency: {
+      title: 'The trigger frequency',
+      description: 'How often events are fired, in Hz.',
+      type: 'number',
+      minimum: MINIMUM_HZ,
+      maximum: MAXIMUM_HZ,
+    },
+    delay: {
+      title: 'The delay between successive triggers',
+      description: 'The time between two triggers, in seconds.',
+      type: 'number',
+      minimum: MINIMUM_DELAY,
+      maximum: MAXIMUM_DELAY,
+    },
     message: {
       title: 'The event payload',
-      description: "The data sent with each event.  A ${username} is replaced by the user's username and ${count} is replaced by the message number.",
+      description:
+        "The data sent with each event.  A ${username} is replaced by the user's username and ${count} is replaced by the message number.",
       minLength: 1,
       type: 'string',
       default: DEFAULT_MESSAGE,

@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import { applyEvent, mergeFlags, parseInotifySelector, type Watch } from './inotify.js';
 import type { EventId, RecordedFlag, StorageEvent } from './types.js';
 
-const ev = (type: RecordedFlag, path: string, extra: Partial<StorageEvent> = {}): StorageEvent => ({ id: 1 as EventId, time: 0, type, path, isDir: false, ...extra });
+const ev = (type: RecordedFlag, path: string, extra: Partial<StorageEvent> = {}): StorageEvent => ({
+  id: 1 as EventId,
+  time: 0,
+  type,
+  path,
+  isDir: false,
+  ...extra,
+});
 const dirWatch = (flags: string[] = ['IN_ALL_EVENTS'], more: Partial<Watch> = {}): Watch => ({
   path: '/d',
   isDir: true,
@@ -17,8 +24,16 @@ const all = () => true;
 test('selectors: defaults, macros, unsupported and unknown flags', () => {
   assert.equal(parseInotifySelector({ path: '/d' }).flags.length, 12);
   assert.deepEqual(parseInotifySelector({ path: '/d', flags: [] }).flags, []);
-  assert.deepEqual(parseInotifySelector({ path: '/d', flags: ['IN_MOVE', 'IN_CLOSE'] }).flags, ['IN_CLOSE_WRITE', 'IN_CLOSE_NOWRITE', 'IN_MOVED_FROM', 'IN_MOVED_TO']);
-  assert.throws(() => parseInotifySelector({ path: '/d', flags: ['IN_EXCL_UNLINK'] }), /Bad selector: Unsupported flags: \[IN_EXCL_UNLINK\]/);
+  assert.deepEqual(parseInotifySelector({ path: '/d', flags: ['IN_MOVE', 'IN_CLOSE'] }).flags, [
+    'IN_CLOSE_WRITE',
+    'IN_CLOSE_NOWRITE',
+    'IN_MOVED_FROM',
+    'IN_MOVED_TO',
+  ]);
+  assert.throws(
+    () => parseInotifySelector({ path: '/d', flags: ['IN_EXCL_UNLINK'] }),
+    /Bad selector: Unsupported flags: \[IN_EXCL_UNLINK\]/,
+  );
   assert.throws(() => parseInotifySelector({ path: '/d', flags: ['IN_FOO'] }), /Bad selector: Bad selector value: "IN_FOO"/);
   assert.throws(() => parseInotifySelector({ path: '/d/' }), /Bad selector/);
   assert.throws(() => parseInotifySelector({ path: '/d', x: 1 }), /Unrecognized field "x"/);
@@ -27,15 +42,24 @@ test('selectors: defaults, macros, unsupported and unknown flags', () => {
 });
 
 test('IN_MASK_ADD unions flags, otherwise they are replaced', () => {
-  assert.deepEqual(mergeFlags(['IN_CREATE'], parseInotifySelector({ path: '/d', flags: ['IN_DELETE', 'IN_MASK_ADD'] })), ['IN_CREATE', 'IN_DELETE']);
+  assert.deepEqual(mergeFlags(['IN_CREATE'], parseInotifySelector({ path: '/d', flags: ['IN_DELETE', 'IN_MASK_ADD'] })), [
+    'IN_CREATE',
+    'IN_DELETE',
+  ]);
   assert.deepEqual(mergeFlags(['IN_CREATE'], parseInotifySelector({ path: '/d', flags: ['IN_DELETE'] })), ['IN_DELETE']);
 });
 
 test('children are reported by name, with IN_ISDIR and cookies; grandchildren only when recursive', () => {
-  assert.deepEqual(applyEvent(dirWatch(), ev('IN_CREATE', '/d/x', { isDir: true }), all).payloads, [{ name: 'x', mask: ['IN_CREATE', 'IN_ISDIR'] }]);
-  assert.deepEqual(applyEvent(dirWatch(), ev('IN_MOVED_TO', '/d/y', { cookie: 'c1' }), all).payloads, [{ name: 'y', cookie: 'c1', mask: ['IN_MOVED_TO'] }]);
+  assert.deepEqual(applyEvent(dirWatch(), ev('IN_CREATE', '/d/x', { isDir: true }), all).payloads, [
+    { name: 'x', mask: ['IN_CREATE', 'IN_ISDIR'] },
+  ]);
+  assert.deepEqual(applyEvent(dirWatch(), ev('IN_MOVED_TO', '/d/y', { cookie: 'c1' }), all).payloads, [
+    { name: 'y', cookie: 'c1', mask: ['IN_MOVED_TO'] },
+  ]);
   assert.deepEqual(applyEvent(dirWatch(), ev('IN_CREATE', '/d/x/y'), all).payloads, []);
-  assert.deepEqual(applyEvent(dirWatch(undefined, { recursive: true }), ev('IN_CREATE', '/d/x/y'), all).payloads, [{ name: 'x/y', mask: ['IN_CREATE'] }]);
+  assert.deepEqual(applyEvent(dirWatch(undefined, { recursive: true }), ev('IN_CREATE', '/d/x/y'), all).payloads, [
+    { name: 'x/y', mask: ['IN_CREATE'] },
+  ]);
   assert.deepEqual(applyEvent(dirWatch(['IN_DELETE']), ev('IN_CREATE', '/d/x'), all).payloads, []);
   assert.deepEqual(applyEvent(dirWatch(), ev('IN_CREATE', '/dx'), all).payloads, []);
 });

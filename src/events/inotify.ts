@@ -34,9 +34,8 @@ const UNSUPPORTED_FLAGS = ['IN_DONT_FOLLOW', 'IN_EXCL_UNLINK'] as const;
 /** Every name the selector schema accepts in "flags". */
 export const SELECTOR_FLAGS = [...EVENT_FLAGS, ...Object.keys(MACROS), 'IN_DONT_FOLLOW', 'IN_EXCL_UNLINK', ...CONTROL_FLAGS] as const;
 
-/** Mask names in the order dCache serialises them (EventFlag enum order). */
-const MASK_ORDER = [...EVENT_FLAGS, 'IN_ISDIR', 'IN_IGNORED', 'IN_Q_OVERFLOW', 'IN_UNMOUNT'] as const;
-export type MaskFlag = (typeof MASK_ORDER)[number];
+/** Names in an event's mask; dCache serialises them in this (EventFlag enum) order. */
+export type MaskFlag = EventFlag | 'IN_ISDIR' | 'IN_IGNORED' | 'IN_Q_OVERFLOW' | 'IN_UNMOUNT';
 
 /** What a client sends: {"path", "flags"?, "recursive"?} (recursive is a sluice extension). */
 export interface InotifySelector {
@@ -90,7 +89,8 @@ export function parseInotifySelector(body: unknown): ParsedInotifySelector {
   if (typeof raw.path !== 'string' || !/^\/(.*[^/])?$/.test(raw.path)) {
     throw badSelector('Bad selector value: "path" must be an absolute path without a trailing "/"');
   }
-  if (raw.recursive !== undefined && typeof raw.recursive !== 'boolean') throw badSelector('Bad selector value: "recursive" must be a boolean');
+  if (raw.recursive !== undefined && typeof raw.recursive !== 'boolean')
+    throw badSelector('Bad selector value: "recursive" must be a boolean');
   let names: string[] = [...MACROS.IN_ALL_EVENTS];
   if (raw.flags !== undefined) {
     if (!Array.isArray(raw.flags) || raw.flags.some((f) => typeof f !== 'string')) {

@@ -29,17 +29,20 @@ const fmt = (n: number) => String(Number(n.toPrecision(6)));
 
 export function parseMetronomeSelector(body: unknown): ParsedMetronomeSelector {
   if (body === undefined || body === null) throw new SluiceError('BAD_SELECTOR', 'Missing JSON entity in POST request');
-  if (typeof body !== 'object' || Array.isArray(body)) throw new SluiceError('BAD_SELECTOR', 'Bad selector value: selector must be a JSON object');
+  if (typeof body !== 'object' || Array.isArray(body))
+    throw new SluiceError('BAD_SELECTOR', 'Bad selector value: selector must be a JSON object');
   const raw = body as Record<string, unknown>;
   for (const key of Object.keys(raw)) {
-    if (!['frequency', 'delay', 'message', 'count'].includes(key)) throw new SluiceError('BAD_SELECTOR', `Bad selector value: Unrecognized field "${key}"`);
+    if (!['frequency', 'delay', 'message', 'count'].includes(key))
+      throw new SluiceError('BAD_SELECTOR', `Bad selector value: Unrecognized field "${key}"`);
   }
   for (const key of ['frequency', 'delay', 'count'] as const) {
     if (raw[key] !== undefined && (typeof raw[key] !== 'number' || !Number.isFinite(raw[key]))) {
       throw new SluiceError('BAD_SELECTOR', `Bad selector value: "${key}" must be a number`);
     }
   }
-  if (raw.message !== undefined && typeof raw.message !== 'string') throw new SluiceError('BAD_SELECTOR', 'Bad selector value: "message" must be a string');
+  if (raw.message !== undefined && typeof raw.message !== 'string')
+    throw new SluiceError('BAD_SELECTOR', 'Bad selector value: "message" must be a string');
   const sel = raw as MetronomeSelector;
   if (sel.frequency === undefined && sel.delay === undefined) throw badSelector('either "frequency" or "delay" must be specified');
   if (sel.frequency !== undefined && sel.delay !== undefined) throw badSelector('"frequency" and "delay" cannot both be specified');

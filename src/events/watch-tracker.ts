@@ -51,7 +51,13 @@ export class WatchTracker {
 
   track(s: SubscriptionRecord): void {
     if (!s.watch) return;
-    this.watches.set(keyOf(s.channelId, s.id), { channelId: s.channelId, id: s.id, watch: s.watch, createdAfter: s.createdAfter, mayRead: readPermission(s.scopes) });
+    this.watches.set(keyOf(s.channelId, s.id), {
+      channelId: s.channelId,
+      id: s.id,
+      watch: s.watch,
+      createdAfter: s.createdAfter,
+      mayRead: readPermission(s.scopes),
+    });
   }
 
   untrack(channelId: string, id: string): void {

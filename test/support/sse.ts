@@ -20,7 +20,8 @@ export interface SseClient {
 export async function connectSse(channelUrl: string, token: string, headers: Record<string, string> = {}): Promise<SseClient> {
   const events: ReceivedEvent[] = [];
   const source = new EventSource(channelUrl, {
-    fetch: (input, init) => fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), authorization: `Bearer ${token}`, ...headers } }),
+    fetch: (input, init) =>
+      fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), authorization: `Bearer ${token}`, ...headers } }),
   });
   for (const type of ['inotify', 'metronome', 'SYSTEM']) {
     source.addEventListener(type, (e) => events.push({ type, lastEventId: e.lastEventId, data: JSON.parse(e.data as string) as unknown }));
@@ -43,4 +44,5 @@ export async function connectSse(channelUrl: string, token: string, headers: Rec
 }
 
 export const isSystem = (type: string) => (e: ReceivedEvent) => e.type === 'SYSTEM' && (e.data as { type: string }).type === type;
-export const inotifyEvents = (events: ReceivedEvent[]) => events.filter((e) => e.type === 'inotify').map((e) => (e.data as { event: unknown }).event);
+export const inotifyEvents = (events: ReceivedEvent[]) =>
+  events.filter((e) => e.type === 'inotify').map((e) => (e.data as { event: unknown }).event);

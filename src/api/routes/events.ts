@@ -14,7 +14,10 @@ const TypeParams = Type.Object({ type: Type.String({ description: 'event type: i
 const SubscriptionsParams = Type.Object({ id: Type.String(), type: Type.String() });
 const SubscriptionParams = Type.Object({ id: Type.String(), type: Type.String(), sid: Type.String() });
 const ClientIdQuery = Type.Object({ 'client-id': Type.Optional(Type.String()) }, { additionalProperties: false });
-const Timeout = Type.Object({ timeout: Type.Integer({ description: 'seconds without a connected client before the channel is deleted' }) }, { additionalProperties: false });
+const Timeout = Type.Object(
+  { timeout: Type.Integer({ description: 'seconds without a connected client before the channel is deleted' }) },
+  { additionalProperties: false },
+);
 const UrlList = Type.Array(Type.String({ format: 'uri' }));
 const Empty = Type.Null({ description: 'no body; see the Location header' });
 const JsonObject = Type.Object({}, { additionalProperties: true });
@@ -24,7 +27,8 @@ const firstLine = (s: string) => s.split('\n')[0] ?? s;
 export const eventsRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { core }) => {
   const channels = core.channels;
   const channelUrl = (req: FastifyRequest, id: string) => `${baseUrl(core, req)}/api/v1/events/channels/${id}`;
-  const subscriptionUrl = (req: FastifyRequest, cid: string, type: EventType, sid: string) => `${channelUrl(req, cid)}/subscriptions/${type}/${sid}`;
+  const subscriptionUrl = (req: FastifyRequest, cid: string, type: EventType, sid: string) =>
+    `${channelUrl(req, cid)}/subscriptions/${type}/${sid}`;
   const created = (reply: FastifyReply, location: string, status = 201) => reply.code(status).header('location', location).send();
 
   // dCache accepts a POST without entity; its selectors and channel options are validated with its own messages.
@@ -58,14 +62,23 @@ export const eventsRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { co
     },
     async () => {
       const l = channels.limits();
-      return { channels: { lifetimeWhenDisconnected: { maximum: l.maximumTimeout, minimum: l.minimumTimeout, default: l.defaultTimeout }, maximumPerUser: l.maximumPerUser } };
+      return {
+        channels: {
+          lifetimeWhenDisconnected: { maximum: l.maximumTimeout, minimum: l.minimumTimeout, default: l.defaultTimeout },
+          maximumPerUser: l.maximumPerUser,
+        },
+      };
     },
   );
 
-  app.get('/events/eventTypes', { schema: { tags: TAGS, summary: 'Event types that can be subscribed to', response: { 200: Type.Array(Type.String()) } } }, async (req) => {
-    principalOf(req, core.tokens);
-    return [...EVENT_TYPES].sort();
-  });
+  app.get(
+    '/events/eventTypes',
+    { schema: { tags: TAGS, summary: 'Event types that can be subscribed to', response: { 200: Type.Array(Type.String()) } } },
+    async (req) => {
+      principalOf(req, core.tokens);
+      return [...EVENT_TYPES].sort();
+    },
+  );
 
   const eventType = (req: FastifyRequest<{ Params: Static<typeof TypeParams> }>) => {
     principalOf(req, core.tokens);
@@ -74,7 +87,14 @@ export const eventsRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { co
   };
   app.get<{ Params: Static<typeof TypeParams> }>(
     '/events/eventTypes/:type',
-    { schema: { tags: TAGS, summary: 'Description of an event type', params: TypeParams, response: { 200: Type.Object({ description: Type.String() }) } } },
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Description of an event type',
+        params: TypeParams,
+        response: { 200: Type.Object({ description: Type.String() }) },
+      },
+    },
     async (req) => ({ description: eventType(req).description }),
   );
   app.get<{ Params: Static<typeof TypeParams> }>(
@@ -112,7 +132,14 @@ export const eventsRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { co
 
   app.get<{ Querystring: Static<typeof ClientIdQuery> }>(
     '/events/channels',
-    { schema: { tags: TAGS, summary: "The caller's channels (?client-id= selects by client id)", querystring: ClientIdQuery, response: { 200: UrlList } } },
+    {
+      schema: {
+        tags: TAGS,
+        summary: "The caller's channels (?client-id= selects by client id)",
+        querystring: ClientIdQuery,
+        response: { 200: UrlList },
+      },
+    },
     async (req) => channels.listChannels(principalOf(req, core.tokens), req.query['client-id']).map((id) => channelUrl(req, id)),
   );
 
@@ -143,7 +170,15 @@ export const eventsRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { co
 
   app.patch<{ Params: Static<typeof ChannelParams>; Body: Static<typeof Timeout> }>(
     '/events/channels/:id',
-    { schema: { tags: TAGS, summary: 'Change the disconnect timeout of a channel (seconds)', params: ChannelParams, body: Timeout, response: { 204: Empty } } },
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Change the disconnect timeout of a channel (seconds)',
+        params: ChannelParams,
+        body: Timeout,
+        response: { 204: Empty },
+      },
+    },
     async (req, reply) => {
       channels.setTimeout(principalOf(req, core.tokens), req.params.id, req.body.timeout);
       return reply.code(204).send();
@@ -196,7 +231,14 @@ export const eventsRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { co
 
   app.delete<{ Params: Static<typeof SubscriptionParams> }>(
     '/events/channels/:id/subscriptions/:type/:sid',
-    { schema: { tags: TAGS, summary: 'Cancel a subscription (SUBSCRIPTION_CLOSED, then IN_IGNORED for inotify)', params: SubscriptionParams, response: { 204: Empty } } },
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Cancel a subscription (SUBSCRIPTION_CLOSED, then IN_IGNORED for inotify)',
+        params: SubscriptionParams,
+        response: { 204: Empty },
+      },
+    },
     async (req, reply) => {
       channels.unsubscribe(principalOf(req, core.tokens), req.params.id, req.params.type, req.params.sid);
       return reply.code(204).send();
