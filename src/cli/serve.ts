@@ -1,8 +1,6 @@
 // `sluice serve`: the embedded deployment in one process.
 import type { Command } from 'commander';
-import { loadConfig, type ConfigOverrides } from '../config.js';
-import { createCore, ensureAdminToken, adminTokenPath } from '../app.js';
-import { buildServer } from '../api/server.js';
+import type { ConfigOverrides } from '../config.js';
 
 export function registerServe(program: Command): void {
   program
@@ -24,6 +22,9 @@ export function registerServe(program: Command): void {
       if (opts.publicUrl !== undefined) flags.publicUrl = opts.publicUrl;
       if (opts.logLevel !== undefined) flags.logLevel = opts.logLevel as ConfigOverrides['logLevel'];
       if (opts.fsync === false) flags.fsync = false;
+      const { loadConfig } = await import('../config.js');
+      const { createCore, ensureAdminToken, adminTokenPath } = await import('../app.js');
+      const { buildServer } = await import('../api/server.js');
       const config = loadConfig(flags);
       const core = await createCore(config);
       const secret = await ensureAdminToken(core);
