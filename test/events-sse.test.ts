@@ -229,3 +229,13 @@ test('a channel without a client is deleted after its timeout', async () => {
   await new Promise((r) => setTimeout(r, 1200));
   assert.equal((await api(ch, { headers: { accept: 'application/json' } })).status, 404);
 });
+
+test('stopping the server sends SHUTDOWN to connected clients', async () => {
+  const other = await startServer();
+  const ch = (await authed(other)('/api/v1/events/channels', { method: 'POST' })).headers.get('location')!;
+  const client = await connectSse(ch, other.token);
+  const shutdown = new Promise<void>((resolve) => client.source.addEventListener('SYSTEM', () => (client.close(), resolve())));
+  await other.stop();
+  await shutdown;
+  assert.ok(isSystem('SHUTDOWN')(client.events[0]!));
+});
