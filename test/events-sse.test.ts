@@ -239,3 +239,21 @@ test('stopping the server sends SHUTDOWN to connected clients', async () => {
   await shutdown;
   assert.ok(isSystem('SHUTDOWN')(client.events[0]!));
 });
+
+test('"since" lets a new channel replay history still in the log', async () => {
+  await mkdir('/hist');
+  const before = server.core!.eventLog.headSync();
+  await put('/hist/old-1');
+  await put('/hist/old-2');
+  const ch = await channel();
+  await watch(ch, { path: '/hist', flags: ['IN_CLOSE_WRITE'], since: before });
+  const client = await listen(ch, server.token, { 'last-event-id': String(before) });
+  await put('/hist/new');
+  const got = await client.waitFor((e) => e.type === 'inotify', 3);
+  assert.deepEqual(
+    got.map((e) => (e.data as { event: { name: string } }).event.name),
+    ['old-1', 'old-2', 'new'],
+  );
+  const bad = await api(new URL(ch).pathname + '/subscriptions/inotify', json({ path: '/hist', since: -1 }));
+  assert.equal(bad.status, 400);
+});

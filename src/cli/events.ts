@@ -51,6 +51,7 @@ async function follow(client: SluiceClient, opts: FollowOptions): Promise<void> 
       path,
       ...(opts.flags ? { flags: opts.flags } : {}),
       ...(opts.recursive ? { recursive: true } : {}),
+      ...(opts.since !== undefined ? { since: Number(opts.since) } : {}),
     });
     await stream(client, channel, path, opts, stop.signal);
   } finally {

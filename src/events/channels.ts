@@ -304,12 +304,14 @@ export class ChannelService {
       recursive: selector.recursive,
     };
     const scopes = p.scopes.map(formatScope);
-    this.store.insertSubscription({ channelId, id, type: 'inotify', selector: echo, watch, scopes, createdAfter: head });
+    // With "since", the subscription also covers history still in the log (watching the path as it is now).
+    const createdAfter = selector.since === undefined ? head : Math.min(head, selector.since);
+    this.store.insertSubscription({ channelId, id, type: 'inotify', selector: echo, watch, scopes, createdAfter });
     this.tracker.track(this.store.subscription(channelId, id)!);
     live.stream?.newSubscription('inotify', id, {
       id,
       watch: { ...watch },
-      createdAfter: head,
+      createdAfter,
       until: undefined,
       mayRead: readPermission(scopes),
     });

@@ -37,11 +37,16 @@ export const SELECTOR_FLAGS = [...EVENT_FLAGS, ...Object.keys(MACROS), 'IN_DONT_
 /** Names in an event's mask; dCache serialises them in this (EventFlag enum) order. */
 export type MaskFlag = EventFlag | 'IN_ISDIR' | 'IN_IGNORED' | 'IN_Q_OVERFLOW' | 'IN_UNMOUNT';
 
-/** What a client sends: {"path", "flags"?, "recursive"?} (recursive is a sluice extension). */
+/**
+ * What a client sends: {"path", "flags"?, "recursive"?, "since"?}. Sluice extensions: `recursive`
+ * watches the subtree; `since` (a log id) makes the subscription also cover events after that id, so
+ * a new channel can replay history with Last-Event-ID.
+ */
 export interface InotifySelector {
   path: string;
   flags?: string[];
   recursive?: boolean;
+  since?: number;
 }
 
 /** A parsed selector: the event flags it selects and its control flags. */
@@ -52,6 +57,7 @@ export interface ParsedInotifySelector {
   oneShot: boolean;
   onlyDir: boolean;
   recursive: boolean;
+  since: number | undefined;
 }
 
 /** The live state of one watch. `path` follows the target when it (or an ancestor) is moved. */
@@ -83,7 +89,7 @@ export function parseInotifySelector(body: unknown): ParsedInotifySelector {
   if (typeof body !== 'object' || Array.isArray(body)) throw badSelector('Bad selector value: selector must be a JSON object');
   const raw = body as Record<string, unknown>;
   for (const key of Object.keys(raw)) {
-    if (!['path', 'flags', 'recursive'].includes(key)) throw badSelector(`Bad selector value: Unrecognized field "${key}"`);
+    if (!['path', 'flags', 'recursive', 'since'].includes(key)) throw badSelector(`Bad selector value: Unrecognized field "${key}"`);
   }
   if (raw.path === undefined) throw badSelector('Missing path');
   if (typeof raw.path !== 'string' || !/^\/(.*[^/])?$/.test(raw.path)) {
@@ -91,6 +97,8 @@ export function parseInotifySelector(body: unknown): ParsedInotifySelector {
   }
   if (raw.recursive !== undefined && typeof raw.recursive !== 'boolean')
     throw badSelector('Bad selector value: "recursive" must be a boolean');
+  if (raw.since !== undefined && !(Number.isSafeInteger(raw.since) && (raw.since as number) >= 0))
+    throw badSelector('Bad selector value: "since" must be a non-negative integer event id');
   let names: string[] = [...MACROS.IN_ALL_EVENTS];
   if (raw.flags !== undefined) {
     if (!Array.isArray(raw.flags) || raw.flags.some((f) => typeof f !== 'string')) {
@@ -116,6 +124,7 @@ export function parseInotifySelector(body: unknown): ParsedInotifySelector {
     oneShot: names.includes('IN_ONESHOT'),
     onlyDir: names.includes('IN_ONLYDIR'),
     recursive: raw.recursive === true,
+    since: raw.since as number | undefined,
   };
 }
 
@@ -125,6 +134,7 @@ export function echoSelector(body: InotifySelector): InotifySelector {
     path: body.path,
     ...(body.flags !== undefined ? { flags: body.flags } : {}),
     ...(body.recursive !== undefined ? { recursive: body.recursive } : {}),
+    ...(body.since !== undefined ? { since: body.since } : {}),
   };
 }
 
