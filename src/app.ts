@@ -36,7 +36,10 @@ export const ADMIN_TOKEN_FILE = 'admin.token';
 export function createLogger(level: Config['logLevel']): Logger {
   return pino({
     level,
-    redact: { paths: ['req.headers.authorization', 'headers.authorization', 'secret', 'token', '*.secret', '*.token'], censor: '[redacted]' },
+    redact: {
+      paths: ['req.headers.authorization', 'headers.authorization', 'secret', 'token', '*.secret', '*.token'],
+      censor: '[redacted]',
+    },
   });
 }
 

@@ -48,7 +48,7 @@ test('SIGKILL during concurrent PUTs loses no acknowledged write and no event', 
     const core = server.core!;
     const admin = core.tokens.authenticate(server.token);
     const closeWrites = new Set<string>();
-    for (let after = 0; ; ) {
+    for (let after = 0; ;) {
       const batch = await core.eventLog.read(after, 1000);
       if (batch.length === 0) break;
       for (const e of batch) if (e.type === 'IN_CLOSE_WRITE') closeWrites.add(e.path);
@@ -76,7 +76,8 @@ test('SIGKILL during concurrent PUTs loses no acknowledged write and no event', 
     const se = join(dataDir, 'se', 'local');
     assert.deepEqual(await readdir(join(se, 'tmp')), []);
     let dataFiles = 0;
-    for (const a of await readdir(join(se, 'data'))) for (const b of await readdir(join(se, 'data', a))) dataFiles += (await readdir(join(se, 'data', a, b))).length;
+    for (const a of await readdir(join(se, 'data')))
+      for (const b of await readdir(join(se, 'data', a))) dataFiles += (await readdir(join(se, 'data', a, b))).length;
     assert.equal(dataFiles, entries.filter((e) => e.type === 'REGULAR').length);
     console.log(`# crash: ${acked.size} acknowledged, ${entries.length} visible after restart, all intact`);
   } finally {

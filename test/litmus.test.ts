@@ -29,8 +29,11 @@ interface SuiteResult {
 async function runSuite(suite: string): Promise<SuiteResult> {
   const cwd = await tempDir('sluice-litmus-');
   const output = await new Promise<string>((resolve) => {
-    execFile(`${SUITES_DIR}/${suite}`, ['--htdocs', HTDOCS, `${server.url}/`, 'litmus', server.token], { cwd, timeout: 60_000 }, (_err, stdout, stderr) =>
-      resolve(stdout + stderr),
+    execFile(
+      `${SUITES_DIR}/${suite}`,
+      ['--htdocs', HTDOCS, `${server.url}/`, 'litmus', server.token],
+      { cwd, timeout: 60_000 },
+      (_err, stdout, stderr) => resolve(stdout + stderr),
     );
   });
   await rm(cwd, { recursive: true, force: true });

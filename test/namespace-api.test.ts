@@ -14,15 +14,25 @@ before(async () => {
 after(async () => server.stop());
 
 const post = (path: string, body: unknown, token?: string) =>
-  authed(server, token)(`/api/v1/namespace${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  authed(server, token)(`/api/v1/namespace${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
 
 async function putFile(path: string, data: string) {
   const core = server.core!;
-  await core.namespace.put(core.tokens.authenticate(server.token), normalizePath(path), Readable.from([Buffer.from(data)]), { createParents: true });
+  await core.namespace.put(core.tokens.authenticate(server.token), normalizePath(path), Readable.from([Buffer.from(data)]), {
+    createParents: true,
+  });
 }
 
 async function tokenFor(subject: string, scopes: string[]) {
-  const res = await api('/api/v1/tokens', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ subject, scopes }) });
+  const res = await api('/api/v1/tokens', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ subject, scopes }),
+  });
   return ((await json(res)) as { secret: string }).secret;
 }
 
@@ -97,8 +107,18 @@ test('bad input gets a precise 4xx and changes nothing', async () => {
     [await viaFetch(post('/', { action: 'mkdir', name: 'api' })), 403, /reserved/],
     [await viaFetch(post('/', { action: 'explode' })), 400, /action/],
     [await viaFetch(post('/keep', { action: 'mv', destination: '/api/v1/x' })), 403, /reserved/],
-    [await viaFetch(api('/api/v1/namespace/keep', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"action":' })), 400, /JSON/i],
-    [await viaFetch(api('/api/v1/namespace/keep', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'mkdir' })), 415, /.*/],
+    [
+      await viaFetch(
+        api('/api/v1/namespace/keep', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"action":' }),
+      ),
+      400,
+      /JSON/i,
+    ],
+    [
+      await viaFetch(api('/api/v1/namespace/keep', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'mkdir' })),
+      415,
+      /.*/,
+    ],
   ];
   cases.forEach(([got, status, detail], i) => {
     assert.equal(got.status, status, `case ${i}: ${got.detail}`);

@@ -10,8 +10,15 @@ before(async () => (server = await startServer()));
 after(async () => server.stop());
 
 async function issue(body: unknown, token = server.token) {
-  const res = await authed(server, token)('/api/v1/tokens', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: res.status, body: (await json(res)) as { secret: string; token: { id: string; scopes: string[]; subject: string } } & { detail?: string } };
+  const res = await authed(server, token)('/api/v1/tokens', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return {
+    status: res.status,
+    body: (await json(res)) as { secret: string; token: { id: string; scopes: string[]; subject: string } } & { detail?: string },
+  };
 }
 
 test('the admin token file is private and the token works', async () => {
@@ -57,7 +64,11 @@ test('bad requests get precise 400s', async () => {
     assert.equal(r.status, 400, JSON.stringify(body));
     assert.match(r.body.detail!, detail, JSON.stringify(body));
   }
-  const res = await authed(server)('/api/v1/tokens', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"scopes": [' });
+  const res = await authed(server)('/api/v1/tokens', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"scopes": [',
+  });
   assert.equal(res.status, 400);
   assert.equal(res.headers.get('content-type'), 'application/problem+json; charset=utf-8');
 });

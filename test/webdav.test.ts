@@ -66,7 +66,18 @@ test('curl -T uploads and curl downloads the same bytes', async () => {
   const back = join(work, 'curl-back.bin');
   await writeFile(src, data);
   const auth = `Authorization: Bearer ${server.token}`;
-  const { stdout: putStatus } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-H', auth, '-T', src, `${server.url}/curl.bin`]);
+  const { stdout: putStatus } = await run('curl', [
+    '-sS',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '-H',
+    auth,
+    '-T',
+    src,
+    `${server.url}/curl.bin`,
+  ]);
   assert.equal(putStatus, '201');
   const { stdout: getStatus } = await run('curl', ['-sS', '-o', back, '-w', '%{http_code}', '-H', auth, `${server.url}/curl.bin`]);
   assert.equal(getStatus, '200');
@@ -94,7 +105,9 @@ test('rclone copies a tree up and back, and rclone check agrees', async () => {
   await run('rclone', ['check', local, 'sluice:rclone-tree'], opts);
   await run('rclone', ['copy', 'sluice:rclone-tree', back], opts);
   await run('rclone', ['check', local, back], opts);
-  assert.ok((await readFile(join(back, 'raw', 'scan 1', 'frame-0001.bin'))).equals(await readFile(join(local, 'raw', 'scan 1', 'frame-0001.bin'))));
+  assert.ok(
+    (await readFile(join(back, 'raw', 'scan 1', 'frame-0001.bin'))).equals(await readFile(join(local, 'raw', 'scan 1', 'frame-0001.bin'))),
+  );
 });
 
 test('GET and HEAD with Range: 206, suffix ranges, 416 and validators', async () => {
@@ -251,7 +264,9 @@ test('PROPFIND depths and PROPPATCH atomicity with protected live properties', a
   assert.match(got, /<P:sample xmlns:P="urn:z">lysozyme &amp; <Z:b xmlns:Z="urn:z">salt<\/Z:b><\/P:sample>/);
   assert.match(got, /<P:other xmlns:P="urn:z"\/><\/D:prop><D:status>HTTP\/1.1 404 Not Found/);
 
-  const names = await (await dav('PROPFIND', '/props/f.txt', { headers: { depth: '0' }, body: '<propfind xmlns="DAV:"><propname/></propfind>' })).text();
+  const names = await (
+    await dav('PROPFIND', '/props/f.txt', { headers: { depth: '0' }, body: '<propfind xmlns="DAV:"><propname/></propfind>' })
+  ).text();
   assert.match(names, /<P:sample xmlns:P="urn:z"\/>/);
   assert.match(names, /<D:getetag\/>/);
 });
@@ -279,10 +294,26 @@ test('bad input is refused and leaves storage unchanged', async () => {
     ['%2e%2e segment', async () => (await rawRequest(server, 'PUT', '/guarded/%2e%2e/x.txt', {}, 'x')).status, 400],
     ['%2E%2E in DELETE', async () => (await rawRequest(server, 'DELETE', '/guarded/%2E%2E')).status, 400],
     ['%00 in name', async () => (await rawRequest(server, 'PUT', '/guarded/x%00.txt', {}, 'x')).status, 400],
-    ['.. in Destination', async () => (await rawRequest(server, 'COPY', '/guarded/keep.txt', { destination: `${server.url}/guarded/../x.txt` })).status, 400],
-    ['header over 16 KiB', async () => (await rawRequest(server, 'PUT', '/guarded/big.txt', { 'x-padding': 'a'.repeat(17 * 1024) }, 'x')).status, 431],
-    ['malformed PROPFIND', async () => (await dav('PROPFIND', '/guarded', { headers: { depth: '0' }, body: '<D:propfind xmlns:D="DAV:"><D:prop>' })).status, 400],
-    ['malformed PROPPATCH', async () => (await dav('PROPPATCH', '/guarded/keep.txt', { body: '<propertyupdate xmlns="DAV:"><set>' })).status, 400],
+    [
+      '.. in Destination',
+      async () => (await rawRequest(server, 'COPY', '/guarded/keep.txt', { destination: `${server.url}/guarded/../x.txt` })).status,
+      400,
+    ],
+    [
+      'header over 16 KiB',
+      async () => (await rawRequest(server, 'PUT', '/guarded/big.txt', { 'x-padding': 'a'.repeat(17 * 1024) }, 'x')).status,
+      431,
+    ],
+    [
+      'malformed PROPFIND',
+      async () => (await dav('PROPFIND', '/guarded', { headers: { depth: '0' }, body: '<D:propfind xmlns:D="DAV:"><D:prop>' })).status,
+      400,
+    ],
+    [
+      'malformed PROPPATCH',
+      async () => (await dav('PROPPATCH', '/guarded/keep.txt', { body: '<propertyupdate xmlns="DAV:"><set>' })).status,
+      400,
+    ],
     ['PUT under /api', async () => (await dav('PUT', '/api/v1/sneaky', { body: 'x' })).status, 403],
     ['MKCOL under /api', async () => (await dav('MKCOL', '/api/x')).status, 403],
     ['wrong token', async () => (await dav('PUT', '/guarded/x.txt', { body: 'x', token: 'sluice_nope_nope' })).status, 401],

@@ -67,5 +67,10 @@ export function requireScope(p: Principal, kind: PlainScopeKind): void {
 export function covers(held: Scope[], wanted: Scope): boolean {
   if (held.some((s) => s.kind === 'admin')) return true;
   if (!('path' in wanted)) return held.some((s) => s.kind === wanted.kind);
-  return held.some((s) => 'path' in s && (s.kind === wanted.kind || (s.kind === 'storage.modify' && wanted.kind === 'storage.create')) && isWithin(wanted.path, s.path));
+  return held.some(
+    (s) =>
+      'path' in s &&
+      (s.kind === wanted.kind || (s.kind === 'storage.modify' && wanted.kind === 'storage.create')) &&
+      isWithin(wanted.path, s.path),
+  );
 }

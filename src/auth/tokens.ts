@@ -96,7 +96,16 @@ export class TokenService {
     const secret = `sluice_${id}_${randomBytes(24).toString('base64url')}`;
     const now = Date.now();
     const expires = req.expiresIn === undefined ? null : now + Math.round(req.expiresIn * 1000);
-    this.q.insert.run(id, hashOf(secret), req.subject, req.description ?? '', JSON.stringify(scopes.map(formatScope)), now, expires, issuer?.subject ?? null);
+    this.q.insert.run(
+      id,
+      hashOf(secret),
+      req.subject,
+      req.description ?? '',
+      JSON.stringify(scopes.map(formatScope)),
+      now,
+      expires,
+      issuer?.subject ?? null,
+    );
     return { secret, token: this.info(this.q.byId.get(id) as TokenRow) };
   }
 

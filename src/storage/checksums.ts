@@ -16,8 +16,22 @@ export function adler32(buf: Uint8Array, seed = 1): number {
   while (i < len) {
     const end = Math.min(i + 3800, len);
     for (; i + 8 <= end; i += 8) {
-      a += buf[i]!; b += a; a += buf[i + 1]!; b += a; a += buf[i + 2]!; b += a; a += buf[i + 3]!; b += a;
-      a += buf[i + 4]!; b += a; a += buf[i + 5]!; b += a; a += buf[i + 6]!; b += a; a += buf[i + 7]!; b += a;
+      a += buf[i]!;
+      b += a;
+      a += buf[i + 1]!;
+      b += a;
+      a += buf[i + 2]!;
+      b += a;
+      a += buf[i + 3]!;
+      b += a;
+      a += buf[i + 4]!;
+      b += a;
+      a += buf[i + 5]!;
+      b += a;
+      a += buf[i + 6]!;
+      b += a;
+      a += buf[i + 7]!;
+      b += a;
     }
     for (; i < end; i++) {
       a += buf[i]!;

@@ -140,7 +140,10 @@ export class LocalStorageElement {
 
   /** Byte range [start, end] inclusive, or the whole replica. */
   read(location: string, range?: { start: number; end: number }): ReadStream {
-    return createReadStream(this.pathOf(location), range ? { start: range.start, end: range.end, highWaterMark: 1 << 20 } : { highWaterMark: 1 << 20 });
+    return createReadStream(
+      this.pathOf(location),
+      range ? { start: range.start, end: range.end, highWaterMark: 1 << 20 } : { highWaterMark: 1 << 20 },
+    );
   }
 
   /** Copies a replica to a new location on this SE (reflink where the filesystem can). */

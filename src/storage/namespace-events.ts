@@ -3,9 +3,7 @@ import type { NewStorageEvent } from '../events/types.js';
 import type { Entry } from './types.js';
 
 function facts(e: Entry): Record<string, unknown> {
-  return e.type === 'DIR'
-    ? { fileId: e.fileId }
-    : { fileId: e.fileId, size: e.size, checksums: e.checksums, owner: e.owner };
+  return e.type === 'DIR' ? { fileId: e.fileId } : { fileId: e.fileId, size: e.size, checksums: e.checksums, owner: e.owner };
 }
 
 /** A PUT: IN_CREATE when new, then open/modify/close-write, then the attribute update of the commit. */

@@ -116,10 +116,16 @@ export class Namespace {
     }
     const extra = new Set(opts.extraChecksums ?? []);
     if (opts.expectedMd5) extra.add('md5');
-    const received = await this.se.receive(body, { extraChecksums: extra, ...(opts.expectedSize !== undefined ? { expectedSize: opts.expectedSize } : {}) });
+    const received = await this.se.receive(body, {
+      extraChecksums: extra,
+      ...(opts.expectedSize !== undefined ? { expectedSize: opts.expectedSize } : {}),
+    });
     try {
       if (opts.expectedMd5 && received.checksums.md5 !== opts.expectedMd5) {
-        throw new SluiceError('CHECKSUM_MISMATCH', `Content-MD5 mismatch: received data has MD5 ${Buffer.from(received.checksums.md5!, 'hex').toString('base64')}`);
+        throw new SluiceError(
+          'CHECKSUM_MISMATCH',
+          `Content-MD5 mismatch: received data has MD5 ${Buffer.from(received.checksums.md5!, 'hex').toString('base64')}`,
+        );
       }
       const result = await this.store.commitFile({
         path,
@@ -192,7 +198,12 @@ export class Namespace {
   }
 
   /** Copies a file, or a directory (depth infinity, or only the collection itself with shallow). */
-  async copy(p: Principal, from: NsPath, to: NsPath, opts: { overwrite: boolean; shallow?: boolean }): Promise<{ replacedTarget: boolean }> {
+  async copy(
+    p: Principal,
+    from: NsPath,
+    to: NsPath,
+    opts: { overwrite: boolean; shallow?: boolean },
+  ): Promise<{ replacedTarget: boolean }> {
     if (to === from) throw new SluiceError('FORBIDDEN', 'source and destination are the same');
     if (to.startsWith(from + '/')) throw new SluiceError('CONFLICT', 'cannot copy a directory into itself');
     const source = await this.stat(p, from);
@@ -238,7 +249,9 @@ export class Namespace {
   private async release(replicas: readonly Replica[]): Promise<void> {
     for (const r of replicas) {
       if (r.se !== this.se.name) continue;
-      await this.se.remove(r.location).catch((e: unknown) => this.log.warn({ err: e, location: r.location }, 'could not delete released replica'));
+      await this.se
+        .remove(r.location)
+        .catch((e: unknown) => this.log.warn({ err: e, location: r.location }, 'could not delete released replica'));
     }
   }
 }

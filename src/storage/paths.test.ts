@@ -10,7 +10,11 @@ test('normalizePath gives one canonical form', () => {
 
 test('normalizePath refuses traversal, NUL, control characters and relative paths', () => {
   for (const bad of ['/a/../b', '/..', '/a/./b', '/a\u0000b', '/a\nb', 'a/b', '', '/a\\b']) {
-    assert.throws(() => normalizePath(bad), (e: { code?: string }) => e.code === 'BAD_PATH', JSON.stringify(bad));
+    assert.throws(
+      () => normalizePath(bad),
+      (e: { code?: string }) => e.code === 'BAD_PATH',
+      JSON.stringify(bad),
+    );
   }
 });
 
@@ -24,8 +28,14 @@ test('pathFromUrl decodes once and still refuses encoded traversal', () => {
 });
 
 test('userPath refuses the reserved /api prefix but allows look-alikes', () => {
-  assert.throws(() => userPath('/api'), (e: { code?: string }) => e.code === 'RESERVED_PATH');
-  assert.throws(() => userPath('/api/v1/x'), (e: { code?: string }) => e.code === 'RESERVED_PATH');
+  assert.throws(
+    () => userPath('/api'),
+    (e: { code?: string }) => e.code === 'RESERVED_PATH',
+  );
+  assert.throws(
+    () => userPath('/api/v1/x'),
+    (e: { code?: string }) => e.code === 'RESERVED_PATH',
+  );
   assert.equal(userPath('/apiary'), '/apiary');
 });
 

@@ -57,7 +57,10 @@ export function namespaceStoreContract(name: string, open: () => Promise<StoreUn
       'IN_ATTRIB /beam/f',
     ]);
     const replicas = await store.replicas(P('/beam/f'));
-    assert.deepEqual(replicas.map((x) => [x.se, x.location, x.state]), [['local', 'l1', 'AVAILABLE']]);
+    assert.deepEqual(
+      replicas.map((x) => [x.se, x.location, x.state]),
+      [['local', 'l1', 'AVAILABLE']],
+    );
   });
 
   withStore('an overwrite keeps the file id, changes the etag and releases the old replica', async ({ store, log }) => {
@@ -68,7 +71,10 @@ export function namespaceStoreContract(name: string, open: () => Promise<StoreUn
     assert.equal(second.entry.fileId, first.entry.fileId);
     assert.notEqual(second.entry.etag, first.entry.etag);
     assert.equal(second.entry.size, 5);
-    assert.deepEqual(second.released.map((r) => r.location), ['l1']);
+    assert.deepEqual(
+      second.released.map((r) => r.location),
+      ['l1'],
+    );
     assert.deepEqual(await eventsAfter(log, head), ['IN_OPEN /f', 'IN_MODIFY /f', 'IN_CLOSE_WRITE /f', 'IN_ATTRIB /f']);
   });
 
@@ -79,13 +85,22 @@ export function namespaceStoreContract(name: string, open: () => Promise<StoreUn
     await assert.rejects(store.commitFile(file('/f', 'l3', { mustNotExist: true })), { code: 'EXISTS' });
     await assert.rejects(store.commitFile(file('/f', 'l4', { ifMatch: ['nope'] })), { code: 'PRECONDITION_FAILED' });
     await assert.rejects(
-      store.commitFile(file('/f', 'l5', { beforeOverwrite: () => { throw Object.assign(new Error('vetoed'), { code: 'FORBIDDEN' }); } })),
+      store.commitFile(
+        file('/f', 'l5', {
+          beforeOverwrite: () => {
+            throw Object.assign(new Error('vetoed'), { code: 'FORBIDDEN' });
+          },
+        }),
+      ),
       { code: 'FORBIDDEN' },
     );
     await assert.rejects(store.mkdir(P('/f'), 'alice', 0o755), { code: 'EXISTS' });
     await assert.rejects(store.remove(P('/nothing')), { code: 'NOT_FOUND' });
     assert.equal(await log.head(), head);
-    assert.deepEqual((await store.replicas(P('/f'))).map((r) => r.location), ['l1']);
+    assert.deepEqual(
+      (await store.replicas(P('/f'))).map((r) => r.location),
+      ['l1'],
+    );
   });
 
   withStore('a directory rename moves the subtree and records one cookie for both halves', async ({ store, log }) => {
@@ -96,9 +111,15 @@ export function namespaceStoreContract(name: string, open: () => Promise<StoreUn
     await store.move(P('/a'), P('/b'), { overwrite: false });
     assert.equal(await store.get(P('/a/sub/f')), undefined);
     assert.equal((await store.get(P('/b/sub/f')))?.size, 3);
-    assert.deepEqual((await store.children(P('/b/sub'))).map((e) => e.name), ['f']);
+    assert.deepEqual(
+      (await store.children(P('/b/sub'))).map((e) => e.name),
+      ['f'],
+    );
     const events = await log.read(head, 10);
-    assert.deepEqual(events.map((e) => `${e.type} ${e.path}`), ['IN_MOVED_FROM /a', 'IN_MOVED_TO /b']);
+    assert.deepEqual(
+      events.map((e) => `${e.type} ${e.path}`),
+      ['IN_MOVED_FROM /a', 'IN_MOVED_TO /b'],
+    );
     assert.ok(events[0]!.cookie && events[0]!.cookie === events[1]!.cookie);
     await assert.rejects(store.move(P('/b'), P('/b/sub/x'), { overwrite: false }), { code: 'CONFLICT' });
   });
@@ -109,8 +130,14 @@ export function namespaceStoreContract(name: string, open: () => Promise<StoreUn
     await assert.rejects(store.move(P('/x'), P('/y'), { overwrite: false }), { code: 'PRECONDITION_FAILED' });
     const r = await store.move(P('/x'), P('/y'), { overwrite: true });
     assert.equal(r.replacedTarget, true);
-    assert.deepEqual(r.released.map((x) => x.location), ['l2']);
-    assert.deepEqual((await store.replicas(P('/y'))).map((x) => x.location), ['l1']);
+    assert.deepEqual(
+      r.released.map((x) => x.location),
+      ['l2'],
+    );
+    assert.deepEqual(
+      (await store.replicas(P('/y'))).map((x) => x.location),
+      ['l1'],
+    );
   });
 
   withStore('removing a tree reports children before parents and releases every replica', async ({ store, log }) => {
@@ -139,7 +166,11 @@ export function namespaceStoreContract(name: string, open: () => Promise<StoreUn
     assert.deepEqual(e.labels, ['raw', 'scan']);
     assert.deepEqual(e.xattrs, { sample: 'lysozyme' });
     assert.deepEqual(await store.deadProperties(P('/f')), [{ ns: 'urn:x', name: 'p', xml: 'v' }]);
-    const after = await store.changeAttributes(P('/f'), { removeLabels: ['raw'], removeXattrs: ['sample'], removeDeadProps: [{ ns: 'urn:x', name: 'p' }] });
+    const after = await store.changeAttributes(P('/f'), {
+      removeLabels: ['raw'],
+      removeXattrs: ['sample'],
+      removeDeadProps: [{ ns: 'urn:x', name: 'p' }],
+    });
     assert.deepEqual(after.labels, ['scan']);
     assert.deepEqual(after.xattrs, {});
     assert.deepEqual(await store.deadProperties(P('/f')), []);
@@ -155,7 +186,10 @@ export function namespaceStoreContract(name: string, open: () => Promise<StoreUn
     ];
     await store.commitCopy(items, { overwrite: false, owner: 'bob' });
     assert.equal((await store.get(P('/dst/f')))?.owner, 'bob');
-    assert.deepEqual((await store.replicas(P('/dst/f'))).map((r) => r.location), ['l9']);
+    assert.deepEqual(
+      (await store.replicas(P('/dst/f'))).map((r) => r.location),
+      ['l9'],
+    );
     await assert.rejects(store.commitCopy(items, { overwrite: false, owner: 'bob' }), { code: 'PRECONDITION_FAILED' });
     assert.deepEqual([...(await store.locationsOn('local'))].sort(), ['l1', 'l9']);
   });

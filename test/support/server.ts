@@ -54,12 +54,18 @@ export async function startServer(overrides: ConfigOverrides = {}): Promise<Runn
 }
 
 /** A child `sluice serve` process (for crash tests and CLI tests). Resolves once it listens. */
-export async function startChildServer(opts: { dataDir?: string; extraArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<RunningServer> {
+export async function startChildServer(
+  opts: { dataDir?: string; extraArgs?: string[]; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunningServer> {
   const dataDir = opts.dataDir ?? (await tempDir());
-  const proc = spawn(process.execPath, [SLUICE_BIN, 'serve', '--data', dataDir, '--port', '0', '--log-level', 'warn', ...(opts.extraArgs ?? [])], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...(opts.env ?? {}) },
-  });
+  const proc = spawn(
+    process.execPath,
+    [SLUICE_BIN, 'serve', '--data', dataDir, '--port', '0', '--log-level', 'warn', ...(opts.extraArgs ?? [])],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...(opts.env ?? {}) },
+    },
+  );
   let out = '';
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
@@ -99,7 +105,10 @@ export async function startChildServer(opts: { dataDir?: string; extraArgs?: str
 /** fetch with the server's admin token (or another) as bearer. */
 export function authed(server: RunningServer, token = server.token) {
   return (path: string, init: RequestInit = {}) =>
-    fetch(server.url + path, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } });
+    fetch(server.url + path, {
+      ...init,
+      headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) },
+    });
 }
 
 /** A response body as loosely typed JSON, for assertions. */
@@ -120,12 +129,15 @@ export async function rawRequest(
   const { request } = await import('node:http');
   const url = new URL(server.url);
   return new Promise((resolveRes, reject) => {
-    const req = request({ host: url.hostname, port: url.port, method, path, headers: { authorization: `Bearer ${server.token}`, ...headers } }, (res) => {
-      let data = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (data += c));
-      res.on('end', () => resolveRes({ status: res.statusCode!, headers: res.headers, body: data }));
-    });
+    const req = request(
+      { host: url.hostname, port: url.port, method, path, headers: { authorization: `Bearer ${server.token}`, ...headers } },
+      (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (data += c));
+        res.on('end', () => resolveRes({ status: res.statusCode!, headers: res.headers, body: data }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });

@@ -32,8 +32,14 @@ const Flags = Type.Object(
 type FlagsT = Static<typeof Flags>;
 
 const ACTIONS = [
-  Type.Object({ action: Type.Literal('mkdir'), name: Type.String({ minLength: 1 }), parents: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
-  Type.Object({ action: Type.Literal('mv'), destination: Type.String({ minLength: 1 }), overwrite: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+  Type.Object(
+    { action: Type.Literal('mkdir'), name: Type.String({ minLength: 1 }), parents: Type.Optional(Type.Boolean()) },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    { action: Type.Literal('mv'), destination: Type.String({ minLength: 1 }), overwrite: Type.Optional(Type.Boolean()) },
+    { additionalProperties: false },
+  ),
   Type.Object({ action: Type.Literal('rm'), recursive: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
   Type.Object({ action: Type.Literal('set-label'), label: Type.String({ minLength: 1, maxLength: 255 }) }, { additionalProperties: false }),
   Type.Object({ action: Type.Literal('rm-label'), label: Type.String({ minLength: 1, maxLength: 255 }) }, { additionalProperties: false }),
@@ -45,7 +51,10 @@ const ACTIONS = [
     },
     { additionalProperties: false },
   ),
-  Type.Object({ action: Type.Literal('rm-xattr'), names: Type.Union([Type.String(), Type.Array(Type.String())]) }, { additionalProperties: false }),
+  Type.Object(
+    { action: Type.Literal('rm-xattr'), names: Type.Union([Type.String(), Type.Array(Type.String())]) },
+    { additionalProperties: false },
+  ),
 ] as const;
 const Action = Type.Union([...ACTIONS]);
 type ActionT = Static<typeof Action>;
@@ -95,10 +104,18 @@ async function describe(core: Core, req: FastifyRequest, e: Entry, flags: FlagsT
     const replicas = await core.namespace.replicas(p, e.path);
     if (flags.locality) out.fileLocality = locality(replicas);
     if (flags.locations) out.locations = replicas.filter((r) => r.state !== 'BAD').map((r) => r.se);
-    if (flags.qos) out.currentQos = replicas.some((r) => r.state === 'NEARLINE') ? (replicas.some((r) => r.state === 'AVAILABLE') ? 'disk+tape' : 'tape') : 'disk';
+    if (flags.qos)
+      out.currentQos = replicas.some((r) => r.state === 'NEARLINE')
+        ? replicas.some((r) => r.state === 'AVAILABLE')
+          ? 'disk+tape'
+          : 'tape'
+        : 'disk';
   }
   if (flags.checksum && e.type === 'REGULAR') {
-    out.checksums = (Object.entries(e.checksums) as [ChecksumType, string][]).map(([type, value]) => ({ type: DCACHE_CHECKSUM_NAMES[type], value }));
+    out.checksums = (Object.entries(e.checksums) as [ChecksumType, string][]).map(([type, value]) => ({
+      type: DCACHE_CHECKSUM_NAMES[type],
+      value,
+    }));
   }
   if (flags.xattr) out.extendedAttributes = e.xattrs;
   if (flags.labels) out.labels = e.labels;
@@ -118,7 +135,9 @@ export const namespaceRoutes: FastifyPluginAsync<{ core: Core }> = async (app, {
     if (flags.children && entry.type === 'DIR') {
       const offset = flags.offset ?? 0;
       const page = children.slice(offset, flags.limit === undefined ? undefined : offset + flags.limit);
-      out.children = await Promise.all(page.map(async (c) => ({ ...(await describe(core, req, c, { ...flags, children: false })), fileName: c.name })));
+      out.children = await Promise.all(
+        page.map(async (c) => ({ ...(await describe(core, req, c, { ...flags, children: false })), fileName: c.name })),
+      );
     }
     return out;
   };

@@ -19,8 +19,14 @@ const TokenInfo = Type.Object({
 
 const NewToken = Type.Object(
   {
-    subject: Type.Optional(Type.String({ description: 'Who the token is for; defaults to the caller. Only admin may name another subject.' })),
-    scopes: Type.Array(Type.String(), { minItems: 1, maxItems: 64, description: 'e.g. storage.read:/beamtime, storage.modify:/beamtime/raw, admin' }),
+    subject: Type.Optional(
+      Type.String({ description: 'Who the token is for; defaults to the caller. Only admin may name another subject.' }),
+    ),
+    scopes: Type.Array(Type.String(), {
+      minItems: 1,
+      maxItems: 64,
+      description: 'e.g. storage.read:/beamtime, storage.modify:/beamtime/raw, admin',
+    }),
     description: Type.Optional(Type.String({ maxLength: 512 })),
     expiresIn: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Lifetime in seconds' })),
   },
@@ -45,7 +51,8 @@ export const tokenRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { cor
     async (req, reply) => {
       const caller = principalOf(req, tokens);
       const subject = req.body.subject ?? caller.subject;
-      if (subject !== caller.subject && !isAdmin(caller)) throw new SluiceError('FORBIDDEN', 'only admin may issue tokens for another subject');
+      if (subject !== caller.subject && !isAdmin(caller))
+        throw new SluiceError('FORBIDDEN', 'only admin may issue tokens for another subject');
       const created = tokens.create(
         {
           subject,
@@ -60,10 +67,14 @@ export const tokenRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { cor
     },
   );
 
-  app.get('/tokens', { schema: { tags: ['tokens'], summary: 'List tokens (admin: all; others: their own)', response: { 200: Type.Array(TokenInfo) } } }, async (req) => {
-    const caller = principalOf(req, tokens);
-    return tokens.list(isAdmin(caller) ? undefined : caller.subject);
-  });
+  app.get(
+    '/tokens',
+    { schema: { tags: ['tokens'], summary: 'List tokens (admin: all; others: their own)', response: { 200: Type.Array(TokenInfo) } } },
+    async (req) => {
+      const caller = principalOf(req, tokens);
+      return tokens.list(isAdmin(caller) ? undefined : caller.subject);
+    },
+  );
 
   const own = (req: Parameters<typeof principalOf>[0], id: string) => {
     const caller = principalOf(req, tokens);
@@ -95,7 +106,9 @@ export const tokenRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { cor
       schema: {
         tags: ['tokens'],
         summary: 'The caller as the server sees it',
-        response: { 200: Type.Object({ status: Type.String(), subject: Type.String(), tokenId: Type.String(), scopes: Type.Array(Type.String()) }) },
+        response: {
+          200: Type.Object({ status: Type.String(), subject: Type.String(), tokenId: Type.String(), scopes: Type.Array(Type.String()) }),
+        },
       },
     },
     async (req) => {

@@ -11,10 +11,7 @@ import { readPathOf, readTextBody } from './request.js';
 import { LIVE_PROPERTY_NAMES, isLiveProperty, liveValue } from './properties.js';
 import { childElements, isDav, nameOfElement, parseXml, propElement, propKey, type PropName } from './xml.js';
 
-export type PropfindRequest =
-  | { kind: 'allprop'; include: PropName[] }
-  | { kind: 'propname' }
-  | { kind: 'prop'; props: PropName[] };
+export type PropfindRequest = { kind: 'allprop'; include: PropName[] } | { kind: 'propname' } | { kind: 'prop'; props: PropName[] };
 
 /** An empty body means allprop (RFC 4918 §9.1). Unknown elements are ignored (extensibility). */
 export function parsePropfind(body: string): PropfindRequest {
@@ -55,7 +52,13 @@ export function propfindResponse(entry: Entry, dead: readonly DeadProperty[], re
       else if (request.kind === 'prop' || request.include.some((i) => propKey(i) === key)) missing.push(propElement(p, undefined));
     }
   }
-  return responseElement(hrefOf(entry), new Map([[200, found], [404, missing]]));
+  return responseElement(
+    hrefOf(entry),
+    new Map([
+      [200, found],
+      [404, missing],
+    ]),
+  );
 }
 
 const XML_TYPE = 'application/xml; charset=utf-8';

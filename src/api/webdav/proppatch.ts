@@ -32,7 +32,8 @@ export function parsePropertyUpdate(body: string): PropertyInstruction[] {
     for (const prop of childElements(instruction).filter((c) => isDav(c, 'prop'))) {
       for (const el of childElements(prop)) {
         const xml = op === 'set' ? innerXml(el) : '';
-        if (Buffer.byteLength(xml) > MAX_PROPERTY_BYTES) throw new SluiceError('PAYLOAD_TOO_LARGE', `value of ${propKey(nameOfElement(el))} exceeds ${MAX_PROPERTY_BYTES} bytes`);
+        if (Buffer.byteLength(xml) > MAX_PROPERTY_BYTES)
+          throw new SluiceError('PAYLOAD_TOO_LARGE', `value of ${propKey(nameOfElement(el))} exceeds ${MAX_PROPERTY_BYTES} bytes`);
         out.push({ op, prop: nameOfElement(el), xml });
       }
     }

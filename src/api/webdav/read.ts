@@ -26,7 +26,8 @@ export async function getOrHead(core: Core, req: FastifyRequest, reply: FastifyR
   await addDigest(core, p, entry, req, reply);
 
   const ifMatch = parseEtagList(req.headers['if-match']);
-  if (ifMatch && ifMatch !== '*' && !ifMatch.includes(entry.etag)) throw new SluiceError('PRECONDITION_FAILED', `${entry.path} does not match If-Match`);
+  if (ifMatch && ifMatch !== '*' && !ifMatch.includes(entry.etag))
+    throw new SluiceError('PRECONDITION_FAILED', `${entry.path} does not match If-Match`);
   const ifNoneMatch = parseEtagList(req.headers['if-none-match']);
   if (ifNoneMatch === '*' || ifNoneMatch?.includes(entry.etag)) return reply.code(304).send();
 

@@ -38,7 +38,8 @@ export function parseXml(text: string): Document {
 function rejectEmptyPrefixBindings(el: Element): void {
   for (let i = 0; i < el.attributes.length; i++) {
     const a = el.attributes.item(i)!;
-    if (a.name.startsWith('xmlns:') && a.value === '') throw new SluiceError('BAD_XML', `namespace prefix ${a.name.slice(6)} bound to the empty name`);
+    if (a.name.startsWith('xmlns:') && a.value === '')
+      throw new SluiceError('BAD_XML', `namespace prefix ${a.name.slice(6)} bound to the empty name`);
   }
   for (const child of childElements(el)) rejectEmptyPrefixBindings(child);
 }

@@ -109,7 +109,9 @@ export class SqliteNamespaceStore implements NamespaceStore {
       deadProps: db.prepare('SELECT ns, name, xml FROM dead_props WHERE entry_id = ? ORDER BY ns, name'),
       putDeadProp: db.prepare('INSERT OR REPLACE INTO dead_props (entry_id, ns, name, xml) VALUES (?, ?, ?, ?)'),
       delDeadProp: db.prepare('DELETE FROM dead_props WHERE entry_id = ? AND ns = ? AND name = ?'),
-      copyDeadProps: db.prepare('INSERT INTO dead_props (entry_id, ns, name, xml) SELECT ?, ns, name, xml FROM dead_props WHERE entry_id = ?'),
+      copyDeadProps: db.prepare(
+        'INSERT INTO dead_props (entry_id, ns, name, xml) SELECT ?, ns, name, xml FROM dead_props WHERE entry_id = ?',
+      ),
       setChecksums: db.prepare(
         'UPDATE ns_entries SET adler32 = COALESCE(adler32, ?), md5 = COALESCE(md5, ?), sha256 = COALESCE(sha256, ?) WHERE path = ? AND etag = ?',
       ),
@@ -122,7 +124,16 @@ export class SqliteNamespaceStore implements NamespaceStore {
     }
   }
 
-  private row(a: { path: string; type: 'DIR' | 'REGULAR'; owner: string; mode: number; now: number; size?: number; checksums?: Checksums; contentType?: string | undefined }) {
+  private row(a: {
+    path: string;
+    type: 'DIR' | 'REGULAR';
+    owner: string;
+    mode: number;
+    now: number;
+    size?: number;
+    checksums?: Checksums;
+    contentType?: string | undefined;
+  }) {
     return {
       file_id: newFileId(),
       path: a.path,
@@ -245,7 +256,16 @@ export class SqliteNamespaceStore implements NamespaceStore {
         id = current.id;
       } else {
         const info = this.q.insertEntry.run(
-          this.row({ path: f.path, type: 'REGULAR', owner: f.owner, mode: f.mode, now, size: f.size, checksums: f.checksums, contentType: f.contentType }),
+          this.row({
+            path: f.path,
+            type: 'REGULAR',
+            owner: f.owner,
+            mode: f.mode,
+            now,
+            size: f.size,
+            checksums: f.checksums,
+            contentType: f.contentType,
+          }),
         );
         id = Number(info.lastInsertRowid);
         this.q.touchDir.run(now, parentOf(f.path));
@@ -325,7 +345,16 @@ export class SqliteNamespaceStore implements NamespaceStore {
       for (const item of items) {
         const s = item.source;
         const info = this.q.insertEntry.run(
-          this.row({ path: item.target, type: s.type, owner: opts.owner, mode: s.mode, now, size: s.size, checksums: s.checksums, contentType: s.contentType }),
+          this.row({
+            path: item.target,
+            type: s.type,
+            owner: opts.owner,
+            mode: s.mode,
+            now,
+            size: s.size,
+            checksums: s.checksums,
+            contentType: s.contentType,
+          }),
         );
         const id = Number(info.lastInsertRowid);
         const srcRow = this.getRow(s.path);
