@@ -45,6 +45,13 @@ const inotifySelector = {
       type: 'boolean',
       default: false,
     },
+    // sluice extension.
+    since: {
+      title: 'Also cover history',
+      description: 'sluice extension: the subscription also selects events after this event id still in the durable log.',
+      type: 'integer',
+      minimum: 0,
+    },
   },
   additionalProperties: false,
 };
