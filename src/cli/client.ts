@@ -19,16 +19,9 @@ export interface ClientSettings {
   token: string | undefined;
 }
 
-export interface TokenInfo {
-  id: string;
-  subject: string;
-  description: string;
-  scopes: string[];
-  created: string;
-  expires: string | null;
-  revoked: string | null;
-  createdBy: string | null;
-}
+/** Tokens as the API returns them: the server's own type, so the two cannot drift apart. */
+export type { TokenInfo } from '../auth/tokens.js';
+import type { TokenInfo } from '../auth/tokens.js';
 
 export interface NewToken {
   subject?: string;
