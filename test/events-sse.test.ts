@@ -257,3 +257,118 @@ test('"since" lets a new channel replay history still in the log', async () => {
   const bad = await api(new URL(ch).pathname + '/subscriptions/inotify', json({ path: '/hist', since: -1 }));
   assert.equal(bad.status, 400);
 });
+
+async function newToken(body: {
+  subject: string;
+  scopes: string[];
+  expiresIn?: number;
+}): Promise<{ secret: string; id: string; expires: string | null }> {
+  const res = await api('/api/v1/tokens', json(body));
+  assert.equal(res.status, 201, await res.clone().text());
+  const { secret, token } = (await res.json()) as { secret: string; token: { id: string; expires: string | null } };
+  return { secret, id: token.id, expires: token.expires };
+}
+
+test('revoking a token closes the subscriptions it created: SUBSCRIPTION_CLOSED, and later events are not delivered', async () => {
+  await mkdir('/x');
+  const bob = await newToken({ subject: 'bob', scopes: ['storage.read:/x'] });
+  const ch = await channel(bob.secret);
+  const client = await listen(ch, bob.secret);
+  const sub = await watch(ch, { path: '/x', flags: ['IN_CLOSE_WRITE'] }, bob.secret);
+  await put('/x/before');
+  await client.waitFor((e) => e.type === 'inotify');
+
+  assert.equal((await api(`/api/v1/tokens/${bob.id}`, { method: 'DELETE' })).status, 200);
+  await client.waitFor((e) => e.type === 'inotify' && (e.data as { event: { mask: string[] } }).event.mask[0] === 'IN_IGNORED');
+  await put('/x/after');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(
+    client.events.map((e) => e.data),
+    [
+      { type: 'NEW_SUBSCRIPTION', subscription: sub },
+      { event: { name: 'before', mask: ['IN_CLOSE_WRITE'] }, subscription: sub },
+      { type: 'SUBSCRIPTION_CLOSED', subscription: sub },
+      { event: { mask: ['IN_IGNORED'] }, subscription: sub },
+    ],
+  );
+  const other = await newToken({ subject: 'bob', scopes: ['storage.read:/x'] });
+  assert.deepEqual(await (await authed(server, other.secret)(new URL(ch).pathname + '/subscriptions')).json(), []);
+});
+
+test('a subscription from before tokens were recorded (token_id NULL) survives a revocation', async () => {
+  await mkdir('/legacy');
+  const old = await newToken({ subject: 'lena', scopes: ['storage.read:/legacy'] });
+  const ch = await channel(old.secret);
+  const sub = await watch(ch, { path: '/legacy' }, old.secret);
+  server.core!.db.prepare('UPDATE subscriptions SET token_id = NULL, token_expires = NULL WHERE token_id = ?').run(old.id);
+  assert.equal((await api(`/api/v1/tokens/${old.id}`, { method: 'DELETE' })).status, 200);
+  const now = await newToken({ subject: 'lena', scopes: ['storage.read:/legacy'] });
+  assert.deepEqual(await (await authed(server, now.secret)(new URL(ch).pathname + '/subscriptions')).json(), [sub]);
+});
+
+test('a subscription stops with its expiring token: no event after the expiry, SUBSCRIPTION_CLOSED instead', async () => {
+  await mkdir('/exp');
+  const eve = await newToken({ subject: 'eve', scopes: ['storage.read:/exp'], expiresIn: 1 });
+  const ch = await channel(eve.secret);
+  const client = await listen(ch, eve.secret);
+  const sub = await watch(ch, { path: '/exp', flags: ['IN_CLOSE_WRITE'] }, eve.secret);
+  await put('/exp/before');
+  await client.waitFor((e) => e.type === 'inotify');
+
+  await new Promise((r) => setTimeout(r, Date.parse(eve.expires!) - Date.now() + 50));
+  await put('/exp/after');
+  await client.waitFor((e) => e.type === 'inotify' && (e.data as { event: { mask: string[] } }).event.mask[0] === 'IN_IGNORED');
+  await put('/exp/later');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(
+    client.events.map((e) => e.data),
+    [
+      { type: 'NEW_SUBSCRIPTION', subscription: sub },
+      { event: { name: 'before', mask: ['IN_CLOSE_WRITE'] }, subscription: sub },
+      { type: 'SUBSCRIPTION_CLOSED', subscription: sub },
+      { event: { mask: ['IN_IGNORED'] }, subscription: sub },
+    ],
+  );
+});
+
+test('a client that never reads its stream holds up neither other channels nor other requests', async () => {
+  await mkdir('/slow');
+  await mkdir('/fast');
+  const slowCh = await channel();
+  await watch(slowCh, { path: '/slow' });
+  const { request } = await import('node:http');
+  const stalled = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+    const req = request(slowCh, { headers: { authorization: `Bearer ${server.token}`, accept: 'text/event-stream' } }, (res) => {
+      res.pause();
+      resolve(res);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  try {
+    const fastCh = await channel();
+    const fast = await listen(fastCh);
+    await watch(fastCh, { path: '/fast', flags: ['IN_CREATE'] });
+
+    // Five events of a few hundred bytes each per PUT: megabytes the stalled client never takes.
+    const padding = 'x'.repeat(200);
+    let slowestHealthMs = 0;
+    for (let i = 0; i < 3000; i += 30) {
+      await Promise.all(Array.from({ length: 30 }, (_, j) => put(`/slow/${i + j}-${padding}`)));
+      if (i % 150 === 120) {
+        await mkdir(`/fast/d${(i + 30) / 150}`);
+        const t0 = performance.now();
+        assert.equal((await fetch(server.url + '/api/v1/health')).status, 200);
+        slowestHealthMs = Math.max(slowestHealthMs, performance.now() - t0);
+      }
+    }
+    const got = await fast.waitFor((e) => e.type === 'inotify', 20, 2000);
+    assert.deepEqual(
+      inotifyEvents(got).map((e) => (e as { name: string }).name),
+      Array.from({ length: 20 }, (_, i) => `d${i + 1}`),
+    );
+    assert.ok(slowestHealthMs < 500, `health answered in ${slowestHealthMs} ms`);
+  } finally {
+    stalled.destroy();
+  }
+});

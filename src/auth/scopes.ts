@@ -18,6 +18,8 @@ export interface Principal {
   subject: string;
   tokenId: string;
   scopes: Scope[];
+  /** When the token expires (ms since the epoch); undefined if it does not. */
+  expires?: number;
 }
 
 export function parseScope(text: string): Scope {

@@ -119,7 +119,12 @@ export class TokenService {
     }
     if (row.revoked !== null) throw new SluiceError('UNAUTHORIZED', 'token has been revoked');
     if (row.expires !== null && row.expires <= Date.now()) throw new SluiceError('UNAUTHORIZED', 'token has expired');
-    return { subject: row.subject, tokenId: row.id, scopes: (JSON.parse(row.scopes) as string[]).map(parseScope) };
+    return {
+      subject: row.subject,
+      tokenId: row.id,
+      scopes: (JSON.parse(row.scopes) as string[]).map(parseScope),
+      ...(row.expires !== null ? { expires: row.expires } : {}),
+    };
   }
 
   list(subject?: string): TokenInfo[] {

@@ -25,6 +25,10 @@ export interface SubscriptionRecord {
   /** inotify only. */
   watch: Watch | undefined;
   scopes: string[];
+  /** The token that created it; undefined for subscriptions older than this column. */
+  tokenId: string | undefined;
+  /** When that token expires (ms since the epoch): no event after it is delivered. */
+  tokenExpires: number | undefined;
   createdAfter: number;
   closedAfter: number | undefined;
 }
@@ -50,6 +54,8 @@ interface SubscriptionRow {
   one_shot: number | null;
   recursive: number | null;
   scopes: string;
+  token_id: string | null;
+  token_expires: number | null;
   created_after: number;
   closed_after: number | null;
 }
@@ -81,6 +87,8 @@ function subscriptionOf(r: SubscriptionRow, pathOverride?: string): Subscription
             recursive: r.recursive === 1,
           },
     scopes: JSON.parse(r.scopes) as string[],
+    tokenId: r.token_id ?? undefined,
+    tokenExpires: r.token_expires ?? undefined,
     createdAfter: r.created_after,
     closedAfter: r.closed_after ?? undefined,
   };
@@ -102,12 +110,13 @@ export class ChannelStore {
       setTimeout: db.prepare('UPDATE channels SET timeout_s = ? WHERE id = ?'),
       setDisconnected: db.prepare('UPDATE channels SET disconnected_at = ? WHERE id = ?'),
       insertSub: db.prepare(`INSERT INTO subscriptions
-        (channel_id, id, type, seq, selector, watch_path, is_dir, flags, one_shot, recursive, scopes, created_after)
-        VALUES (?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM subscriptions WHERE channel_id = ?), ?, ?, ?, ?, ?, ?, ?, ?)`),
+        (channel_id, id, type, seq, selector, watch_path, is_dir, flags, one_shot, recursive, scopes, token_id, token_expires, created_after)
+        VALUES (?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM subscriptions WHERE channel_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       insertPath: db.prepare('INSERT OR REPLACE INTO watch_paths (channel_id, subscription_id, since, path) VALUES (?, ?, ?, ?)'),
       sub: db.prepare('SELECT * FROM subscriptions WHERE channel_id = ? AND id = ?'),
       liveSubs: db.prepare('SELECT * FROM subscriptions WHERE channel_id = ? AND closed_after IS NULL ORDER BY seq'),
       allLive: db.prepare('SELECT * FROM subscriptions WHERE closed_after IS NULL ORDER BY channel_id, seq'),
+      liveByToken: db.prepare('SELECT * FROM subscriptions WHERE token_id = ? AND closed_after IS NULL ORDER BY channel_id, seq'),
       countLive: db.prepare('SELECT COUNT(*) AS n FROM subscriptions WHERE channel_id = ? AND closed_after IS NULL'),
       replaySubs: db.prepare(
         'SELECT * FROM subscriptions WHERE channel_id = ? AND (closed_after IS NULL OR closed_after > ?) ORDER BY seq',
@@ -183,6 +192,8 @@ export class ChannelStore {
         w ? (w.oneShot ? 1 : 0) : null,
         w ? (w.recursive ? 1 : 0) : null,
         JSON.stringify(s.scopes),
+        s.tokenId ?? null,
+        s.tokenExpires ?? null,
         s.createdAfter,
       );
       if (w) this.q.insertPath.run(s.channelId, s.id, s.createdAfter, w.path);
@@ -200,6 +211,10 @@ export class ChannelStore {
 
   allLiveSubscriptions(): SubscriptionRecord[] {
     return (this.q.allLive.all() as SubscriptionRow[]).map((r) => subscriptionOf(r));
+  }
+
+  liveSubscriptionsOfToken(tokenId: string): SubscriptionRecord[] {
+    return (this.q.liveByToken.all(tokenId) as SubscriptionRow[]).map((r) => subscriptionOf(r));
   }
 
   countLiveSubscriptions(channelId: string): number {

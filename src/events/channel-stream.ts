@@ -7,6 +7,7 @@ import { applyEvent, IGNORED, type InotifyPayload, type Watch } from './inotify.
 import { SYSTEM, systemData } from './system-events.js';
 import type { SseFrame, SseWriter } from './sse.js';
 import type { EventType } from './event-types.js';
+import { afterTokenExpiry } from './watch-tracker.js';
 
 const BATCH = 256;
 
@@ -17,6 +18,8 @@ export interface StreamWatch {
   createdAfter: number;
   /** For subscriptions closed by the API: forget them once the stream passes this position. */
   until: number | undefined;
+  /** When the creating token expires (ms since the epoch): later events end the subscription. */
+  tokenExpires: number | undefined;
   mayRead: (path: string) => boolean;
 }
 
@@ -142,7 +145,9 @@ export class ChannelStream {
         this.watches.splice(i--, 1);
         continue;
       }
-      const { payloads, next } = applyEvent(w.watch, e, w.mayRead);
+      const { payloads, next } = afterTokenExpiry(w.tokenExpires, e)
+        ? { payloads: [], next: undefined }
+        : applyEvent(w.watch, e, w.mayRead);
       for (const p of payloads) this.sendInotify(w.id, p, e.id);
       if (next) {
         w.watch = next;

@@ -56,4 +56,15 @@ export const channelMigrations: Migration[] = [
       );
     `,
   },
+  {
+    domain: 'channels',
+    version: 2,
+    // The token that created a subscription: revoking it closes the subscription, and no event after
+    // its expiry (ms since the epoch) is delivered. NULL for subscriptions created before this version.
+    sql: `
+      ALTER TABLE subscriptions ADD COLUMN token_id TEXT;
+      ALTER TABLE subscriptions ADD COLUMN token_expires INTEGER;
+      CREATE INDEX subscriptions_token ON subscriptions (token_id);
+    `,
+  },
 ];

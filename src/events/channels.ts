@@ -1,6 +1,7 @@
 // Channels and subscriptions of the dCache-compatible events API: their lifecycle (create, limits,
 // disconnect timeout and garbage collection, shutdown), subscribing with inotify and metronome
-// selectors, and handing a connected client its stream. Knows nothing of HTTP beyond a response.
+// selectors, and handing a connected client its stream. A subscription lives no longer than the
+// token that created it. Knows nothing of HTTP beyond a response.
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -82,7 +83,9 @@ export class ChannelService {
         continue;
       }
       this.scheduleGc(live, record.disconnectedAt + record.timeoutS * 1000 - now);
-      for (const s of this.store.liveSubscriptions(record.id)) if (s.type === 'metronome') this.startMetronome(live, s.id, s.selector);
+      for (const s of this.store.liveSubscriptions(record.id)) {
+        if (s.type === 'metronome') this.startMetronome(live, s.id, s.selector, s.tokenExpires);
+      }
     }
     this.sweep = setInterval(() => void this.dropOldTombstones(), TOMBSTONE_SWEEP_MS);
     this.sweep.unref();
@@ -192,6 +195,17 @@ export class ChannelService {
     this.endSubscription(this.channels.get(channelId)!, s.type, s.id);
   }
 
+  /** Closes every live subscription created with this token (it was revoked); returns how many. */
+  closeSubscriptionsOfToken(tokenId: string): number {
+    this.tracker.catchUp();
+    const subs = this.store.liveSubscriptionsOfToken(tokenId);
+    for (const s of subs) {
+      const live = this.channels.get(s.channelId);
+      if (live) this.endSubscription(live, s.type, s.id);
+    }
+    return subs.length;
+  }
+
   /** Where a connection with this Last-Event-ID header starts; a non-integer id means "live". */
   async streamStart(lastEventId: string | undefined): Promise<StreamStart> {
     const head = this.tracker.catchUp();
@@ -214,7 +228,14 @@ export class ChannelService {
     const watches: StreamWatch[] = this.store
       .subscriptionsAt(channelId, start.position)
       .filter((s): s is SubscriptionRecord & { watch: Watch } => s.watch !== undefined)
-      .map((s) => ({ id: s.id, watch: s.watch, createdAfter: s.createdAfter, until: s.closedAfter, mayRead: readPermission(s.scopes) }));
+      .map((s) => ({
+        id: s.id,
+        watch: s.watch,
+        createdAfter: s.createdAfter,
+        until: s.closedAfter,
+        tokenExpires: s.tokenExpires,
+        mayRead: readPermission(s.scopes),
+      }));
     const stream = new ChannelStream({
       eventLog: this.deps.eventLog,
       writer: new SseWriter(res, HEARTBEAT_MS),
@@ -280,7 +301,12 @@ export class ChannelService {
     const id = watchIdOf(entry.fileId);
     const echo = echoSelector(body as InotifySelector);
     const head = this.tracker.catchUp();
-    const existing = this.store.subscription(channelId, id);
+    let existing = this.store.subscription(channelId, id);
+    if (existing && existing.closedAfter === undefined && (existing.tokenExpires ?? Infinity) <= Date.now()) {
+      // Its token expired before any event ended it: end it now rather than merge into it.
+      this.endSubscription(live, 'inotify', id);
+      existing = undefined;
+    }
     if (existing?.watch && existing.closedAfter === undefined) {
       const old = existing.watch;
       const watch: Watch = {
@@ -306,13 +332,15 @@ export class ChannelService {
     const scopes = p.scopes.map(formatScope);
     // With "since", the subscription also covers history still in the log (watching the path as it is now).
     const createdAfter = selector.since === undefined ? head : Math.min(head, selector.since);
-    this.store.insertSubscription({ channelId, id, type: 'inotify', selector: echo, watch, scopes, createdAfter });
+    const token = { tokenId: p.tokenId, tokenExpires: p.expires };
+    this.store.insertSubscription({ channelId, id, type: 'inotify', selector: echo, watch, scopes, ...token, createdAfter });
     this.tracker.track(this.store.subscription(channelId, id)!);
     live.stream?.newSubscription('inotify', id, {
       id,
       watch: { ...watch },
       createdAfter,
       until: undefined,
+      tokenExpires: p.expires,
       mayRead: readPermission(scopes),
     });
     return { status: 'CREATED', type: 'inotify', id };
@@ -331,18 +359,23 @@ export class ChannelService {
       selector: selector.echo,
       watch: undefined,
       scopes,
+      tokenId: p.tokenId,
+      tokenExpires: p.expires,
       createdAfter: this.deps.eventLog.headSync(),
     });
     live.stream?.newSubscription('metronome', id);
-    this.startMetronome(live, id, selector.echo);
+    this.startMetronome(live, id, selector.echo, p.expires);
     return { status: 'CREATED', type: 'metronome', id };
   }
 
-  private startMetronome(live: LiveChannel, id: string, echo: unknown): void {
+  private startMetronome(live: LiveChannel, id: string, echo: unknown, tokenExpires: number | undefined): void {
     const selector = parseMetronomeSelector(echo);
     const metronome = new Metronome(
       selector,
-      (n) => live.stream?.sendMetronomeTick(id, tickMessage(selector.message, live.record.owner, n)),
+      (n) => {
+        if (tokenExpires !== undefined && Date.now() >= tokenExpires) this.endSubscription(live, 'metronome', id);
+        else live.stream?.sendMetronomeTick(id, tickMessage(selector.message, live.record.owner, n));
+      },
       () => this.endSubscription(live, 'metronome', id),
     );
     live.metronomes.set(id, metronome);

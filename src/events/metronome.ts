@@ -93,6 +93,8 @@ export class Metronome {
       for (let i = 0; i < perRound && this.timer; i++) {
         this.sent += 1;
         this.onTick(this.sent);
+        // onTick may have stopped it (the subscription ended): then it is done without onDone.
+        if (!this.timer) return;
         if (this.selector.count > 0 && this.sent >= this.selector.count) {
           this.stop();
           this.onDone();

@@ -1,11 +1,13 @@
 // Keeps every inotify watch where its target is, whether or not a client is connected: follows the
 // event log from a durable position, moves watches with their targets and ends them when their
-// target is deleted (or after one event with IN_ONESHOT), and records that in the channel store.
+// target is deleted (or after one event with IN_ONESHOT, or at the first event after the creating
+// token expired), and records that in the channel store.
 import type { Logger } from 'pino';
 import type { SqliteEventLog } from '../backends/sqlite/event-log.js';
 import { mayStorage, parseScope } from '../auth/scopes.js';
 import { applyEvent, type Watch } from './inotify.js';
 import type { ChannelStore, SubscriptionRecord } from './channel-store.js';
+import type { StorageEvent } from './types.js';
 
 const BATCH = 512;
 
@@ -15,11 +17,20 @@ export function readPermission(scopes: readonly string[]): (path: string) => boo
   return (path) => mayStorage(principal, 'read', path);
 }
 
+/**
+ * Whether an event happened once the subscriber's token had expired (`expires` in ms since the
+ * epoch): such an event is not delivered and ends the subscription instead.
+ */
+export function afterTokenExpiry(expires: number | undefined, e: StorageEvent): boolean {
+  return expires !== undefined && e.time >= expires;
+}
+
 interface TrackedWatch {
   channelId: string;
   id: string;
   watch: Watch;
   createdAfter: number;
+  tokenExpires: number | undefined;
   mayRead: (path: string) => boolean;
 }
 
@@ -56,6 +67,7 @@ export class WatchTracker {
       id: s.id,
       watch: s.watch,
       createdAfter: s.createdAfter,
+      tokenExpires: s.tokenExpires,
       mayRead: readPermission(s.scopes),
     });
   }
@@ -73,7 +85,7 @@ export class WatchTracker {
         for (const e of batch) {
           for (const [key, t] of this.watches) {
             if (e.id <= t.createdAfter) continue;
-            const { next } = applyEvent(t.watch, e, t.mayRead);
+            const next = afterTokenExpiry(t.tokenExpires, e) ? undefined : applyEvent(t.watch, e, t.mayRead).next;
             if (!next) {
               this.store.closeSubscription(t.channelId, t.id, e.id);
               this.watches.delete(key);

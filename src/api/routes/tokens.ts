@@ -1,4 +1,5 @@
-// Token management: issue (never wider than the caller's own scopes), list, show, revoke; and whoami.
+// Token management: issue (never wider than the caller's own scopes), list, show, revoke (which also
+// closes the event subscriptions the token created); and whoami.
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Core } from '../../app.js';
@@ -95,7 +96,8 @@ export const tokenRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { cor
     async (req) => {
       own(req, req.params.id);
       const info = tokens.revoke(req.params.id);
-      req.log.info({ tokenId: info.id }, 'token revoked');
+      const subscriptions = core.channels.closeSubscriptionsOfToken(info.id);
+      req.log.info({ tokenId: info.id, subscriptions }, 'token revoked; its event subscriptions closed');
       return info;
     },
   );
