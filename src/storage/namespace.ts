@@ -1,6 +1,6 @@
 // The namespace service: what every door calls. Applies scope checks, moves bytes through the
 // storage element and commits metadata plus events through the namespace store.
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { SluiceError } from '../errors.js';
 import { requireStorage, mayStorage, type Principal } from '../auth/scopes.js';
@@ -159,10 +159,7 @@ export class Namespace {
     if (entry.type === 'DIR') throw new SluiceError('IS_A_DIRECTORY', `${entry.path} is a directory`);
     const replica = (await this.store.replicas(entry.path)).find((r) => r.state === 'AVAILABLE' && r.se === this.se.name);
     if (!replica) throw new SluiceError('NOT_FOUND', `${entry.path} has no available replica`);
-    if (entry.size === 0) {
-      const { Readable: R } = await import('node:stream');
-      return R.from([]);
-    }
+    if (entry.size === 0) return Readable.from([]);
     // An explicit end lets the read stream size its buffers to the file, not 1 MiB per small GET.
     return this.se.read(replica.location, range ?? { start: 0, end: entry.size - 1 });
   }
