@@ -1,7 +1,6 @@
 // Composition root of the embedded deployment: opens state, builds each domain's services and
 // hands them to the HTTP server. Owns every resource it creates and closes them in order.
 import { mkdir, writeFile, chmod } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config.js';
@@ -100,4 +99,3 @@ export async function ensureAdminToken(core: Core): Promise<string | undefined> 
 }
 
 export const adminTokenPath = (config: Config): string => join(config.dataDir, ADMIN_TOKEN_FILE);
-export const hasAdminTokenFile = (config: Config): boolean => existsSync(adminTokenPath(config));

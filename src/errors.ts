@@ -36,17 +36,3 @@ export class SluiceError extends Error {
     this.details = details;
   }
 }
-
-export const isSluiceError = (e: unknown): e is SluiceError => e instanceof SluiceError;
-
-export function badRequest(message: string, details?: Record<string, unknown>): SluiceError {
-  return new SluiceError('BAD_REQUEST', message, details);
-}
-
-export function notFound(message: string): SluiceError {
-  return new SluiceError('NOT_FOUND', message);
-}
-
-export function forbidden(message: string): SluiceError {
-  return new SluiceError('FORBIDDEN', message);
-}

@@ -1,7 +1,7 @@
 // The HTTP server: one port for the WebDAV door (namespace at the root path) and the REST API
 // under /api/v1. Routes stay thin; errors become RFC 7807 bodies (API) or bare statuses (WebDAV) here.
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { createServer } from 'node:http';
+import Fastify, { LogController, type FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Core } from '../app.js';
 import { problemOf, toSluiceError } from './problem.js';
@@ -12,10 +12,6 @@ import { namespaceRoutes } from './routes/namespace.js';
 import { eventsRoutes } from './routes/events.js';
 import { webdavDoor } from './routes/webdav.js';
 import { openapiPlugin } from './openapi.js';
-
-export type App = FastifyInstance<ReturnType<typeof createServer>, IncomingMessage, ServerResponse> & {
-  withTypeProvider(): unknown;
-};
 
 /** Base URL for absolute links (Location headers, subscription URLs). */
 export function baseUrl(core: Core, req: FastifyRequest): string {
