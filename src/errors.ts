@@ -23,6 +23,8 @@ export type ErrorCode =
   | 'UNSUPPORTED'
   | 'INSUFFICIENT_STORAGE'
   | 'REMOTE_DESTINATION'
+  | 'FUNCTION_FAILED'
+  | 'UNAVAILABLE'
   | 'INTERNAL';
 
 export class SluiceError extends Error {

@@ -27,6 +27,10 @@ export const STATUS_OF: Record<ErrorCode, number> = {
   INSUFFICIENT_STORAGE: 507,
   /** A WebDAV COPY/MOVE Destination on another server (RFC 4918 §9.8.5). */
   REMOTE_DESTINATION: 502,
+  /** A blocking invocation whose activation failed; the body carries the activation. */
+  FUNCTION_FAILED: 502,
+  /** Shutting down, or a component is over capacity as a whole. */
+  UNAVAILABLE: 503,
   INTERNAL: 500,
 };
 
