@@ -27,6 +27,26 @@ export interface Config {
   };
   /** fsync data and directory before acknowledging a write. Only turn off for throwaway data. */
   fsync: boolean;
+  functions: FunctionsConfig;
+}
+
+export interface FunctionsConfig {
+  /** auto: bubblewrap when it works here, else unsandboxed with a warning; bubblewrap: refuse to start without it. */
+  sandbox: 'auto' | 'bubblewrap' | 'none';
+  /** Interpreter of the python runtime. */
+  python: string;
+  /** Interpreter of the node runtime. */
+  node: string;
+  /** Calls waiting per function version before new ones get 429. */
+  maxQueuedPerFunction: number;
+  /** Largest invocation input, bytes. */
+  maxPayloadBytes: number;
+  /** Largest function bundle (unpacked and uploaded), bytes. */
+  maxBundleBytes: number;
+  /** How long a blocking invocation waits before answering 202 with the activation id. */
+  blockingTimeoutSeconds: number;
+  /** Finished activations older than this are pruned. */
+  activationRetentionHours: number;
 }
 
 export const defaultConfig = (): Config => ({
@@ -45,9 +65,22 @@ export const defaultConfig = (): Config => ({
     maxSubscriptionsPerChannel: 1024,
   },
   fsync: true,
+  functions: {
+    sandbox: 'auto',
+    python: existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3',
+    node: process.execPath,
+    maxQueuedPerFunction: 1000,
+    maxPayloadBytes: 1024 * 1024,
+    maxBundleBytes: 100 * 1024 * 1024,
+    blockingTimeoutSeconds: 60,
+    activationRetentionHours: 24 * 7,
+  },
 });
 
-export type ConfigOverrides = Partial<Omit<Config, 'channels'>> & { channels?: Partial<Config['channels']> };
+export type ConfigOverrides = Partial<Omit<Config, 'channels' | 'functions'>> & {
+  channels?: Partial<Config['channels']>;
+  functions?: Partial<FunctionsConfig>;
+};
 
 const ENV_KEYS: Record<string, (c: ConfigOverrides, v: string) => void> = {
   SLUICE_DATA: (c, v) => (c.dataDir = v),
@@ -56,6 +89,8 @@ const ENV_KEYS: Record<string, (c: ConfigOverrides, v: string) => void> = {
   SLUICE_PUBLIC_URL: (c, v) => (c.publicUrl = v),
   SLUICE_LOG_LEVEL: (c, v) => (c.logLevel = v as Config['logLevel']),
   SLUICE_EVENT_RETENTION_HOURS: (c, v) => (c.eventRetentionHours = Number(v)),
+  SLUICE_SANDBOX: (c, v) => (c.functions = { ...c.functions, sandbox: v as FunctionsConfig['sandbox'] }),
+  SLUICE_PYTHON: (c, v) => (c.functions = { ...c.functions, python: v }),
 };
 
 function parsePort(v: string | number, what: string): number {
@@ -65,9 +100,14 @@ function parsePort(v: string | number, what: string): number {
 }
 
 function merge(base: Config, over: ConfigOverrides): Config {
-  const { channels, ...rest } = over;
+  const { channels, functions, ...rest } = over;
   const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
-  return { ...base, ...defined, channels: { ...base.channels, ...(channels ?? {}) } };
+  return {
+    ...base,
+    ...defined,
+    channels: { ...base.channels, ...(channels ?? {}) },
+    functions: { ...base.functions, ...(functions ?? {}) },
+  };
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -78,6 +118,18 @@ function validate(c: Config): Config {
   if (!(c.eventRetentionHours > 0)) throw new SluiceError('BAD_REQUEST', 'eventRetentionHours must be a positive number');
   if (!(c.channels.defaultTimeoutSeconds > 0 && c.channels.defaultTimeoutSeconds <= c.channels.maxTimeoutSeconds)) {
     throw new SluiceError('BAD_REQUEST', 'channels.defaultTimeoutSeconds must be positive and at most maxTimeoutSeconds');
+  }
+  const f = c.functions;
+  if (!['auto', 'bubblewrap', 'none'].includes(f.sandbox))
+    throw new SluiceError('BAD_REQUEST', 'functions.sandbox must be auto, bubblewrap or none');
+  for (const key of [
+    'maxQueuedPerFunction',
+    'maxPayloadBytes',
+    'maxBundleBytes',
+    'blockingTimeoutSeconds',
+    'activationRetentionHours',
+  ] as const) {
+    if (!(typeof f[key] === 'number' && f[key] > 0)) throw new SluiceError('BAD_REQUEST', `functions.${key} must be a positive number`);
   }
   return { ...c, dataDir: resolve(c.dataDir) };
 }
@@ -106,7 +158,14 @@ export function loadConfig(flags: ConfigOverrides & { configFile?: string }, env
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
       throw new SluiceError('BAD_REQUEST', `config file ${file} must hold a JSON object`);
     }
-    const unknownKeys = Object.keys(parsed).filter((k) => !(k in config));
+    const nested = (['channels', 'functions'] as const).flatMap((section) => {
+      const value = (parsed as Record<string, unknown>)[section];
+      if (typeof value !== 'object' || value === null) return [];
+      return Object.keys(value)
+        .filter((k) => !(k in config[section]))
+        .map((k) => `${section}.${k}`);
+    });
+    const unknownKeys = [...Object.keys(parsed).filter((k) => !(k in config)), ...nested];
     if (unknownKeys.length > 0) throw new SluiceError('BAD_REQUEST', `unknown config keys in ${file}: ${unknownKeys.join(', ')}`);
     config = merge(config, parsed as ConfigOverrides);
   }

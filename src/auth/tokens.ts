@@ -3,6 +3,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../backends/sqlite/database.js';
 import { SluiceError } from '../errors.js';
 import { covers, formatScope, parseScope, type Principal, type Scope } from './scopes.js';
+import { ActivationTokens } from './activation-tokens.js';
 
 export interface TokenInfo {
   id: string;
@@ -43,6 +44,7 @@ const SUBJECT_RE = /^[A-Za-z0-9._@-]{1,128}$/;
 /** Token service over the SQLite state (the PostgreSQL adapter will implement the same calls). */
 export class TokenService {
   private readonly q;
+  private activationTokens: ActivationTokens | undefined;
 
   constructor(db: Db) {
     this.q = {
@@ -80,6 +82,8 @@ export class TokenService {
    * may only hand out scopes it holds.
    */
   create(req: NewToken, issuer?: Principal): { secret: string; token: TokenInfo } {
+    // An activation's token lives as long as the call; it must not be traded for a lasting one.
+    if (issuer?.tokenId.startsWith('activation:')) throw new SluiceError('FORBIDDEN', 'an activation token cannot issue tokens');
     if (!SUBJECT_RE.test(req.subject)) throw new SluiceError('BAD_REQUEST', 'subject must be 1-128 characters of A-Z a-z 0-9 . _ @ -');
     if (!Array.isArray(req.scopes) || req.scopes.length === 0) throw new SluiceError('BAD_REQUEST', 'a token needs at least one scope');
     const scopes: Scope[] = req.scopes.map(parseScope);
@@ -109,8 +113,14 @@ export class TokenService {
     return { secret, token: this.info(this.q.byId.get(id) as TokenRow) };
   }
 
+  /** Also accept the short-lived tokens minted for running activations. */
+  acceptActivationTokens(tokens: ActivationTokens): void {
+    this.activationTokens = tokens;
+  }
+
   /** Resolves a presented secret to its principal, or UNAUTHORIZED. */
   authenticate(secret: string): Principal {
+    if (this.activationTokens && ActivationTokens.isActivationToken(secret)) return this.activationTokens.verify(secret);
     const hash = hashOf(secret);
     const row = this.q.byHash.get(hash) as TokenRow | undefined;
     // The lookup is by hash; compare again in constant time so a near-miss leaks nothing.

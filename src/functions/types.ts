@@ -44,7 +44,8 @@ export const Manifest = Type.Object(
     handler: Type.String({
       minLength: 1,
       maxLength: 256,
-      description: 'node/python: module.function (main.handler = handler in main.mjs or main.py); exec/custom: executable path in the bundle',
+      description:
+        'node/python: module.function (main.handler = handler in main.mjs or main.py); exec/custom: executable path in the bundle',
     }),
     description: Type.String({ maxLength: 1024, default: '' }),
     env: Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String(), { default: {} }),
@@ -55,7 +56,8 @@ export const Manifest = Type.Object(
     scopes: Type.Optional(
       Type.Array(Type.String(), {
         maxItems: 64,
-        description: 'Storage scopes the activation token may carry (each only if the caller holds it); default: the caller’s storage scopes',
+        description:
+          'Storage scopes the activation token may carry (each only if the caller holds it); default: the caller’s storage scopes',
       }),
     ),
     retries: Type.Integer({ minimum: 0, maximum: 10, default: 0, description: 'Re-runs of a call whose instance crashed' }),
@@ -115,7 +117,11 @@ export interface Activation {
   subject: string;
   /** What caused it: 'api' for a direct call; triggers and pipelines name themselves. */
   cause: string;
+  /** Whether a caller waits for it; accepted non-blocking calls survive a restart and run then. */
+  blocking: boolean;
   input: unknown;
+  /** Storage scopes of the token the activation got for ctx.storage. */
+  scopes: string[];
   result?: unknown;
   error?: ActivationError;
   logs: string[];
