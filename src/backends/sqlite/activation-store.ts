@@ -83,10 +83,15 @@ export class SqliteActivationStore implements ActivationStore {
     this.flush();
     const where: string[] = [];
     const args: (string | number)[] = [];
-    if (filter.function !== undefined) (where.push('function = ?'), args.push(filter.function));
-    if (filter.status !== undefined) (where.push('status = ?'), args.push(filter.status));
-    if (filter.subject !== undefined) (where.push('subject = ?'), args.push(filter.subject));
-    if (filter.before !== undefined) (where.push('id < ?'), args.push(filter.before));
+    const add = (clause: string, value: string | undefined) => {
+      if (value === undefined) return;
+      where.push(clause);
+      args.push(value);
+    };
+    add('function = ?', filter.function);
+    add('status = ?', filter.status);
+    add('subject = ?', filter.subject);
+    add('id < ?', filter.before);
     const sql = `SELECT record FROM activations ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
     const rows = this.db.prepare(sql).all(...args, filter.limit) as { record: string }[];
     return rows.map((r) => JSON.parse(r.record) as Activation);
