@@ -1,6 +1,6 @@
-// The one HTTP client of the CLI: the REST API under /api/v1 (tokens, namespace, events) and the
-// WebDAV door at the root path (streaming PUT/GET with adler32 verification, MKCOL). Every failure
-// becomes a SluiceError carrying the server's RFC 7807 `detail`.
+// The one HTTP client of the CLI: the REST API under /api/v1 (tokens, namespace, events, functions,
+// activations) and the WebDAV door at the root path (streaming PUT/GET with adler32 verification,
+// MKCOL). Every failure becomes a SluiceError carrying the server's RFC 7807 `detail`.
 import { request as httpRequest, Agent as HttpAgent, STATUS_CODES, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -70,6 +70,23 @@ export interface TransferResult {
 }
 
 export type ProgressListener = (transferred: number, total: number | undefined) => void;
+
+/** Functions as the API returns them: the server's own types. */
+export type { FunctionVersion, Activation } from '../functions/types.js';
+export type { FunctionListItem, FunctionDetail } from '../api/routes/functions.js';
+import type { Activation, ActivationId, ActivationStatus, FunctionVersion } from '../functions/types.js';
+import type { FunctionListItem, FunctionDetail } from '../api/routes/functions.js';
+
+/** What an invocation answered: the finished activation (successful or failed), or that it was queued. */
+export type InvokeResult =
+  | { kind: 'completed'; activation: Activation }
+  | { kind: 'accepted'; activationId: ActivationId; status: ActivationStatus; location: string | undefined };
+
+export interface ActivationFilter {
+  function?: string;
+  status?: ActivationStatus;
+  limit?: number;
+}
 
 const CODE_OF_STATUS: Record<number, ErrorCode> = {
   400: 'BAD_REQUEST',
@@ -356,6 +373,142 @@ export class SluiceClient {
     }
   }
 
+  // --- functions ----------------------------------------------------------------------------
+
+  /**
+   * Deploys a bundle (a tar.gz, e.g. from bundle-pack). `created` is false when the server already had
+   * this content as a version (it then moved `latest` to it).
+   */
+  async deployFunction(
+    archive: Buffer | Readable,
+    aliases: readonly string[] = [],
+    onProgress?: ProgressListener,
+  ): Promise<{ version: FunctionVersion; created: boolean }> {
+    const query = aliases.map((a) => `alias=${encodeURIComponent(a)}`).join('&');
+    const path = '/api/v1/functions' + (query === '' ? '' : `?${query}`);
+    const size = Buffer.isBuffer(archive) ? archive.length : undefined;
+    const req = this.open('POST', path, {
+      accept: 'application/json',
+      'content-type': 'application/gzip',
+      ...(size !== undefined ? { 'content-length': size } : {}),
+    });
+    const response = new Promise<IncomingMessage>((resolve, reject) => {
+      req.once('response', resolve);
+      req.once('error', reject);
+    });
+    const source = Buffer.isBuffer(archive) ? [archive] : archive;
+    const sent = pipeline(source, new TransferMeter(size, onProgress), req).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const res = await response.catch(async (e: unknown) => {
+      throw connectionError(this.baseUrl, (await sent) ?? e);
+    });
+    // A refusal can come before the whole archive is sent; the answer matters, not the broken pipe.
+    await this.expectOk(res, 'POST', path);
+    const version = JSON.parse(await readText(res)) as FunctionVersion;
+    const sendError = await sent;
+    if (sendError) throw connectionError(this.baseUrl, sendError);
+    return { version, created: res.statusCode === 201 };
+  }
+
+  listFunctions(): Promise<FunctionListItem[]> {
+    return this.json('GET', '/api/v1/functions');
+  }
+
+  getFunction(name: string): Promise<FunctionDetail> {
+    return this.json('GET', this.functionUrl(name));
+  }
+
+  /** Every version, newest first. */
+  functionVersions(name: string): Promise<FunctionVersion[]> {
+    return this.json('GET', `${this.functionUrl(name)}/versions`);
+  }
+
+  /** One version by alias, seq number or digest prefix. */
+  functionVersion(name: string, ref: string): Promise<FunctionVersion> {
+    return this.json('GET', `${this.functionUrl(name)}/versions/${encodeURIComponent(ref)}`);
+  }
+
+  setAlias(name: string, alias: string, ref: string): Promise<FunctionVersion> {
+    return this.json('PUT', `${this.functionUrl(name)}/aliases/${encodeURIComponent(alias)}`, { version: ref });
+  }
+
+  async removeAlias(name: string, alias: string): Promise<void> {
+    await this.json('DELETE', `${this.functionUrl(name)}/aliases/${encodeURIComponent(alias)}`);
+  }
+
+  /** Removes one version when ref is given, else the whole function. */
+  async removeFunction(name: string, ref?: string): Promise<void> {
+    await this.json('DELETE', ref === undefined ? this.functionUrl(name) : `${this.functionUrl(name)}/versions/${encodeURIComponent(ref)}`);
+  }
+
+  // --- invocations and activations ----------------------------------------------------------
+
+  /**
+   * Invokes a function with `event` as input. Blocking calls resolve with the activation, failed ones
+   * included (the server answers those 502 FUNCTION_FAILED with the activation); non-blocking calls
+   * resolve as soon as the call is queued.
+   */
+  async invoke(name: string, ref: string | undefined, event: unknown, opts: { blocking: boolean }): Promise<InvokeResult> {
+    const query = new URLSearchParams({ blocking: String(opts.blocking) });
+    if (ref !== undefined) query.set('version', ref);
+    const path = `${this.functionUrl(name)}/invocations?${query.toString()}`;
+    const res = await this.send(
+      'POST',
+      path,
+      { accept: 'application/json', 'content-type': 'application/json' },
+      JSON.stringify(event === undefined ? null : event),
+    );
+    if (res.statusCode === 502) {
+      const text = await readText(res);
+      const problem = parseJson(text) as { code?: string; detail?: string; activation?: Activation } | undefined;
+      if (problem?.code === 'FUNCTION_FAILED' && problem.activation) return { kind: 'completed', activation: problem.activation };
+      throw new SluiceError(
+        (problem?.code as ErrorCode | undefined) ?? 'INTERNAL',
+        problem?.detail ?? `POST ${path} failed with HTTP 502`,
+        {
+          status: 502,
+        },
+      );
+    }
+    await this.expectOk(res, 'POST', path);
+    const body = JSON.parse(await readText(res)) as Activation | { activationId: ActivationId; status: ActivationStatus };
+    if (res.statusCode === 202) {
+      const accepted = body as { activationId: ActivationId; status: ActivationStatus };
+      const location = res.headers.location;
+      return {
+        kind: 'accepted',
+        activationId: accepted.activationId,
+        status: accepted.status,
+        location: location ? new URL(location, this.baseUrl + '/').toString() : undefined,
+      };
+    }
+    return { kind: 'completed', activation: body as Activation };
+  }
+
+  /** Activations, newest first, without input, result and logs. */
+  listActivations(filter: ActivationFilter = {}): Promise<Activation[]> {
+    const query = new URLSearchParams();
+    if (filter.function !== undefined) query.set('function', filter.function);
+    if (filter.status !== undefined) query.set('status', filter.status);
+    if (filter.limit !== undefined) query.set('limit', String(filter.limit));
+    const qs = query.toString();
+    return this.json('GET', '/api/v1/activations' + (qs === '' ? '' : `?${qs}`));
+  }
+
+  getActivation(id: string): Promise<Activation> {
+    return this.json('GET', `/api/v1/activations/${encodeURIComponent(id)}`);
+  }
+
+  activationLogs(id: string): Promise<{ logs: string[] }> {
+    return this.json('GET', `/api/v1/activations/${encodeURIComponent(id)}/logs`);
+  }
+
+  private functionUrl(name: string): string {
+    return `/api/v1/functions/${encodeURIComponent(name)}`;
+  }
+
   // --- transport ----------------------------------------------------------------------------
 
   private namespaceUrl(path: string): string {
@@ -450,6 +603,14 @@ function connectionError(baseUrl: string, e: unknown): Error {
     return new Error(`cannot reach sluice at ${baseUrl} (${err.code}); is \`sluice serve\` running? Set SLUICE_URL or --url`);
   }
   return new Error(`connection to ${baseUrl} failed: ${err?.message ?? String(e)}`);
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 export { type SseMessage };

@@ -1,0 +1,237 @@
+// The function registry over HTTP: deploy a bundle (tar.gz body), list and show functions and
+// versions, set and remove aliases, remove versions and functions. Invocations live in their own routes.
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { Type, type Static } from '@sinclair/typebox';
+import { isReadable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import type { TokenService } from '../../auth/tokens.js';
+import { principalOf } from '../authenticate.js';
+import { SluiceError } from '../../errors.js';
+import { requireFunctionRead, type FunctionRegistry } from '../../functions/registry.js';
+import { FUNCTION_NAME_RE, Manifest, type FunctionVersion } from '../../functions/types.js';
+import type { FunctionSummary } from '../../functions/function-store.js';
+
+/** What the routes need from the core (the full Core satisfies it). */
+export interface FunctionRoutesCore {
+  tokens: TokenService;
+  functions: FunctionRegistry;
+}
+
+/** Media types a deploy accepts; all mean a gzip-compressed tar archive. */
+export const BUNDLE_MEDIA_TYPES = ['application/gzip', 'application/x-gzip', 'application/tar+gzip'];
+
+const FunctionVersionSchema = Type.Object({
+  name: Type.String(),
+  version: Type.String({ description: 'sha-256 of the bundle content' }),
+  seq: Type.Integer({ description: '1, 2, 3… in deploy order' }),
+  manifest: Manifest,
+  size: Type.Integer({ description: 'Bytes of the unpacked bundle' }),
+  created: Type.String({ format: 'date-time' }),
+  createdBy: Type.String(),
+  aliases: Type.Array(Type.String(), { description: 'Aliases pointing at this version' }),
+});
+
+const AliasMap = Type.Record(Type.String(), Type.String(), { description: 'alias → version digest' });
+
+const FunctionListItem = Type.Object({
+  name: Type.String(),
+  description: Type.String(),
+  runtime: Type.String(),
+  latest: Type.Object({ version: Type.String(), seq: Type.Integer(), created: Type.String({ format: 'date-time' }) }),
+  versions: Type.Integer(),
+  aliases: AliasMap,
+});
+
+const FunctionDetail = Type.Object({
+  name: Type.String(),
+  aliases: AliasMap,
+  latest: FunctionVersionSchema,
+  versions: Type.Integer(),
+});
+
+const NameParams = Type.Object({ name: Type.String({ pattern: FUNCTION_NAME_RE.source, description: 'function name' }) });
+const RefParams = Type.Object({
+  name: NameParams.properties.name,
+  ref: Type.String({ maxLength: 64, description: 'alias, seq number or digest prefix (≥ 7 hex digits)' }),
+});
+const AliasParams = Type.Object({ name: NameParams.properties.name, alias: Type.String({ maxLength: 64 }) });
+const DeployQuery = Type.Object(
+  { alias: Type.Optional(Type.Array(Type.String(), { maxItems: 16, description: 'aliases to point at the deployed version' })) },
+  { additionalProperties: false },
+);
+const AliasBody = Type.Object(
+  { version: Type.String({ minLength: 1, maxLength: 64, description: 'alias, seq number or digest prefix' }) },
+  { additionalProperties: false },
+);
+const Removed = Type.Null({ description: 'removed' });
+
+/** One row of GET /functions, as the client sees it. */
+export type FunctionListItem = Static<typeof FunctionListItem>;
+/** GET /functions/:name. */
+export interface FunctionDetail {
+  name: string;
+  aliases: Record<string, string>;
+  latest: FunctionVersion;
+  versions: number;
+}
+
+const listItem = (s: FunctionSummary): Static<typeof FunctionListItem> => ({
+  name: s.name,
+  description: s.latest.manifest.description,
+  runtime: s.latest.manifest.runtime,
+  latest: { version: s.latest.version, seq: s.latest.seq, created: s.latest.created },
+  versions: s.versions,
+  aliases: s.aliases,
+});
+
+export const functionRoutes: FastifyPluginAsync<{ core: FunctionRoutesCore }> = async (app, { core }) => {
+  const registry = core.functions;
+  const reader = (req: FastifyRequest) => {
+    const p = principalOf(req, core.tokens);
+    requireFunctionRead(p);
+    return p;
+  };
+
+  // The archive goes to the registry as the raw request stream: nothing is buffered, and the unpacker
+  // enforces the size caps as bytes arrive (Fastify's bodyLimit applies only to buffering parsers).
+  app.addContentTypeParser(BUNDLE_MEDIA_TYPES, (req, payload, done) => {
+    const length = Number(req.headers['content-length'] ?? 0);
+    if (length > registry.maxBundleBytes) {
+      done(
+        new SluiceError('PAYLOAD_TOO_LARGE', `bundle archive of ${length} bytes is larger than ${registry.maxBundleBytes} bytes`),
+        undefined,
+      );
+      return;
+    }
+    done(null, payload);
+  });
+
+  app.post<{ Querystring: Static<typeof DeployQuery> }>(
+    '/functions',
+    {
+      bodyLimit: registry.maxBundleBytes,
+      schema: {
+        tags: ['functions'],
+        summary: 'Deploy a bundle (tar.gz with a sluice.function.json/.yaml at its root) as a version',
+        description:
+          'Content-Type: application/gzip. 201 with a new version; 200 when this content already is a version ' +
+          '(latest then moves to it). Location names the version.',
+        querystring: DeployQuery,
+        response: { 200: FunctionVersionSchema, 201: FunctionVersionSchema },
+      },
+    },
+    async (req, reply) => {
+      const principal = principalOf(req, core.tokens);
+      const body = req.body as Readable | undefined;
+      if (!body || !isReadable(body)) {
+        throw new SluiceError('UNSUPPORTED', `a deploy takes a tar.gz body with Content-Type ${BUNDLE_MEDIA_TYPES[0]}`);
+      }
+      const { version, created } = await registry.deploy(body, principal, { aliases: req.query.alias ?? [] });
+      void reply.header('location', versionPath(version));
+      return reply.code(created ? 201 : 200).send(version);
+    },
+  );
+
+  app.get(
+    '/functions',
+    { schema: { tags: ['functions'], summary: 'List functions', response: { 200: Type.Array(FunctionListItem) } } },
+    async (req) => {
+      reader(req);
+      return (await registry.list()).map(listItem);
+    },
+  );
+
+  app.get<{ Params: Static<typeof NameParams> }>(
+    '/functions/:name',
+    { schema: { tags: ['functions'], summary: 'Show a function', params: NameParams, response: { 200: FunctionDetail } } },
+    async (req) => {
+      reader(req);
+      const s = await registry.get(req.params.name);
+      return { name: s.name, aliases: s.aliases, latest: s.latest, versions: s.versions };
+    },
+  );
+
+  app.get<{ Params: Static<typeof NameParams> }>(
+    '/functions/:name/versions',
+    {
+      schema: {
+        tags: ['functions'],
+        summary: 'List the versions of a function, newest first',
+        params: NameParams,
+        response: { 200: Type.Array(FunctionVersionSchema) },
+      },
+    },
+    async (req) => {
+      reader(req);
+      return registry.versions(req.params.name);
+    },
+  );
+
+  app.get<{ Params: Static<typeof RefParams> }>(
+    '/functions/:name/versions/:ref',
+    {
+      schema: {
+        tags: ['functions'],
+        summary: 'Show one version by alias, seq number or digest prefix',
+        params: RefParams,
+        response: { 200: FunctionVersionSchema },
+      },
+    },
+    async (req) => {
+      reader(req);
+      return registry.resolve(req.params.name, req.params.ref);
+    },
+  );
+
+  app.put<{ Params: Static<typeof AliasParams>; Body: Static<typeof AliasBody> }>(
+    '/functions/:name/aliases/:alias',
+    {
+      schema: {
+        tags: ['functions'],
+        summary: 'Point an alias at a version (latest is maintained by sluice)',
+        params: AliasParams,
+        body: AliasBody,
+        response: { 200: FunctionVersionSchema },
+      },
+    },
+    async (req) => registry.setAlias(req.params.name, req.params.alias, req.body.version, principalOf(req, core.tokens)),
+  );
+
+  app.delete<{ Params: Static<typeof AliasParams> }>(
+    '/functions/:name/aliases/:alias',
+    { schema: { tags: ['functions'], summary: 'Remove an alias', params: AliasParams, response: { 204: Removed } } },
+    async (req, reply) => {
+      await registry.removeAlias(req.params.name, req.params.alias, principalOf(req, core.tokens));
+      return reply.code(204).send();
+    },
+  );
+
+  app.delete<{ Params: Static<typeof NameParams> }>(
+    '/functions/:name',
+    {
+      schema: { tags: ['functions'], summary: 'Remove a function with all its versions', params: NameParams, response: { 204: Removed } },
+    },
+    async (req, reply) => {
+      await registry.remove(req.params.name, principalOf(req, core.tokens));
+      return reply.code(204).send();
+    },
+  );
+
+  app.delete<{ Params: Static<typeof RefParams> }>(
+    '/functions/:name/versions/:ref',
+    {
+      schema: {
+        tags: ['functions'],
+        summary: 'Remove one version (refused while an alias other than latest points at it)',
+        params: RefParams,
+        response: { 204: Removed },
+      },
+    },
+    async (req, reply) => {
+      await registry.removeVersion(req.params.name, req.params.ref, principalOf(req, core.tokens));
+      return reply.code(204).send();
+    },
+  );
+};
+
+export const versionPath = (v: Pick<FunctionVersion, 'name' | 'version'>): string => `/api/v1/functions/${v.name}/versions/${v.version}`;
