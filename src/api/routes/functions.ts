@@ -2,8 +2,7 @@
 // versions, set and remove aliases, remove versions and functions. Invocations live in their own routes.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import { isReadable } from 'node:stream';
-import type { Readable } from 'node:stream';
+import { isReadable, PassThrough, type Readable } from 'node:stream';
 import type { TokenService } from '../../auth/tokens.js';
 import { principalOf } from '../authenticate.js';
 import { SluiceError } from '../../errors.js';
@@ -94,17 +93,7 @@ export const functionRoutes: FastifyPluginAsync<{ core: FunctionRoutesCore }> = 
 
   // The archive goes to the registry as the raw request stream: nothing is buffered, and the unpacker
   // enforces the size caps as bytes arrive (Fastify's bodyLimit applies only to buffering parsers).
-  app.addContentTypeParser(BUNDLE_MEDIA_TYPES, (req, payload, done) => {
-    const length = Number(req.headers['content-length'] ?? 0);
-    if (length > registry.maxBundleBytes) {
-      done(
-        new SluiceError('PAYLOAD_TOO_LARGE', `bundle archive of ${length} bytes is larger than ${registry.maxBundleBytes} bytes`),
-        undefined,
-      );
-      return;
-    }
-    done(null, payload);
-  });
+  app.addContentTypeParser(BUNDLE_MEDIA_TYPES, (_req, payload, done) => done(null, payload));
 
   app.post<{ Querystring: Static<typeof DeployQuery> }>(
     '/functions',
@@ -126,9 +115,24 @@ export const functionRoutes: FastifyPluginAsync<{ core: FunctionRoutesCore }> = 
       if (!body || !isReadable(body)) {
         throw new SluiceError('UNSUPPORTED', `a deploy takes a tar.gz body with Content-Type ${BUNDLE_MEDIA_TYPES[0]}`);
       }
-      const { version, created } = await registry.deploy(body, principal, { aliases: req.query.alias ?? [] });
-      void reply.header('location', versionPath(version));
-      return reply.code(created ? 201 : 200).send(version);
+      const length = Number(req.headers['content-length'] ?? 0);
+      if (length > registry.maxBundleBytes) {
+        // Not worth reading: answer and close the connection.
+        void reply.header('connection', 'close');
+        throw new SluiceError('PAYLOAD_TOO_LARGE', `bundle archive of ${length} bytes is larger than ${registry.maxBundleBytes} bytes`);
+      }
+      // The registry reads a pipe, not the request itself, so that a refusal (which ends its reading)
+      // leaves the request intact for discardRest.
+      const upload = new PassThrough();
+      body.pipe(upload);
+      try {
+        const { version, created } = await registry.deploy(upload, principal, { aliases: req.query.alias ?? [] });
+        void reply.header('location', versionPath(version));
+        return reply.code(created ? 201 : 200).send(version);
+      } catch (e) {
+        discardRest(body, upload, registry.maxBundleBytes);
+        throw e;
+      }
     },
   );
 
@@ -233,5 +237,19 @@ export const functionRoutes: FastifyPluginAsync<{ core: FunctionRoutesCore }> = 
     },
   );
 };
+
+/**
+ * Reads and drops what the client still sends after a refusal (up to `limit` bytes), so that it
+ * receives the answer instead of a connection reset in the middle of its upload.
+ */
+function discardRest(body: Readable, upload: PassThrough, limit: number): void {
+  body.unpipe(upload);
+  let seen = 0;
+  body.on('data', (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > limit) body.destroy();
+  });
+  body.resume();
+}
 
 export const versionPath = (v: Pick<FunctionVersion, 'name' | 'version'>): string => `/api/v1/functions/${v.name}/versions/${v.version}`;
