@@ -111,6 +111,7 @@ test('the data directory, its secrets and other bundles are invisible', async ()
   ]);
   const etc = await sh('ls -A /etc');
   assert.deepEqual(etc.stdout.split('\n').filter(Boolean).sort(), ['alternatives', 'group', 'ld.so.cache', 'passwd']);
+  assert.equal((await sh('uname -n')).stdout, 'sluice\n', 'the host name shows through');
   // the pid namespace shows the sandbox's own processes only: bwrap's init, sh and ls
   const procs = await sh('ls -d /proc/[0-9]* | wc -l');
   assert.ok(Number(procs.stdout) <= 4, `host processes visible: ${procs.stdout}`);

@@ -6,7 +6,7 @@
 // working directory remain. Resource limits are set by util-linux prlimit in front of either.
 import { execFile } from 'node:child_process';
 import { lstatSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, userInfo } from 'node:os';
 import { dirname, basename, isAbsolute, relative, resolve, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { SluiceError } from '../errors.js';
@@ -27,7 +27,12 @@ export interface SandboxSpec {
     memoryMb: number;
     openFiles: number;
     cpuSeconds?: number;
-    /** apply RLIMIT_AS of addressSpaceBytes(memoryMb); never for V8 (node), which reserves far more than it uses */
+    /**
+     * Apply RLIMIT_AS of addressSpaceBytes(memoryMb): for python and exec, never for node. V8 reserves
+     * address space up front: node 20 needs ≥ ~712 MiB just to start (its CodeRange), each Worker more,
+     * a WebAssembly.Memory ~10 GiB of guard regions, and hitting the limit aborts the process
+     * (SIGTRAP/SIGABRT) instead of raising an error. Node is held to memoryMb by the RSS watchdog only.
+     */
     addressSpace?: boolean;
     /** Size of the private /tmp in MiB (tmpfs: host memory not counted in the RSS); default memoryMb. */
     tmpMb?: number;
@@ -145,6 +150,16 @@ function hardOpenFiles(): number {
   }
 }
 
+// Trial runs are remembered per command line: every server a process starts (tests start many) shares them.
+const trials = new Map<string, Promise<{ ok: boolean; why: string }>>();
+
+function trial(file: string, args: string[]): Promise<{ ok: boolean; why: string }> {
+  const key = [file, ...args].join('\0');
+  let result = trials.get(key);
+  if (!result) trials.set(key, (result = run(file, args)));
+  return result;
+}
+
 function run(file: string, args: string[]): Promise<{ ok: boolean; why: string }> {
   return new Promise((done) => {
     execFile(file, args, { env: {}, timeout: 10_000 }, (err, _stdout, stderr) => {
@@ -180,14 +195,14 @@ export class Sandbox {
   }
 
   /**
-   * Chooses the sandbox once, at server start. 'auto' and 'bubblewrap' make one trial run of the
-   * exact command line functions get (bwrap can be installed while user namespaces are disabled).
+   * Chooses the sandbox, at server start. 'auto' and 'bubblewrap' make one trial run of the exact
+   * command line functions get (bwrap can be installed while user namespaces are disabled).
    */
   static async detect(mode: SandboxMode, log: Logger, options: SandboxOptions = {}): Promise<Sandbox> {
     const tools = { bwrap: options.bwrap ?? '/usr/bin/bwrap', prlimit: options.prlimit ?? '/usr/bin/prlimit' };
     // A non-root server cannot raise a hard limit, so larger openFiles are clamped rather than failing every start.
     const maxOpenFiles = process.getuid?.() === 0 ? Infinity : hardOpenFiles();
-    const prlimitWorks = await run(tools.prlimit, ['--core=0', '--', '/usr/bin/true']);
+    const prlimitWorks = await trial(tools.prlimit, ['--core=0', '--', '/usr/bin/true']);
     if (!prlimitWorks.ok)
       throw new SluiceError('UNAVAILABLE', `prlimit (util-linux) is needed to limit functions: ${prlimitWorks.why}`, tools);
 
@@ -200,14 +215,14 @@ export class Sandbox {
     // large kernel attack surface; older bwrap gets the same sandbox without it.
     for (const disableUserns of [true, false]) {
       const candidate = new Sandbox('bubblewrap', log, { ...tools, disableUserns, maxOpenFiles });
-      const trial = candidate.wrap({
+      const launch = candidate.wrap({
         bundleDir: '/usr/share',
         argv: ['/usr/bin/true'],
         env: {},
         network: false,
         limits: { memoryMb: 16, openFiles: 64 },
       });
-      const result = await run(trial.file, trial.args);
+      const result = await trial(launch.file, launch.args);
       if (result.ok) {
         log.debug({ bwrap: tools.bwrap, disableUserns }, 'function sandbox: bubblewrap');
         return candidate;
@@ -283,6 +298,9 @@ export class Sandbox {
       '--die-with-parent',
       // a new session: no controlling terminal to push input into (TIOCSTI)
       '--new-session',
+      // the host's name is none of the function's business
+      '--hostname',
+      'sluice',
       ...this.layout.system,
       ...etcArgs(spec.network),
       '--proc',
@@ -359,6 +377,15 @@ export class Sandbox {
     });
   }
 
+  /** The server account's home from the password database, which $HOME may disagree with. */
+  private accountHome(): string[] {
+    try {
+      return [userInfo().homedir];
+    } catch {
+      return []; // no passwd entry for this uid
+    }
+  }
+
   /**
    * The installation prefix of `file`, unless binding it would expose what a function must not see:
    * a home directory, a top-level directory, the data directory holding the bundle or a bind. Then
@@ -368,11 +395,11 @@ export class Sandbox {
     const dir = dirname(file);
     const prefix = ['bin', 'sbin'].includes(basename(dir)) ? dirname(dir) : dir;
     const depth = prefix.split(sep).filter(Boolean).length;
-    const home = homedir();
+    const homes = [homedir(), ...this.accountHome()];
     const guarded = [bundle, ...(spec.binds ?? []).map((b) => resolve(b.host))];
     const unsafe =
       depth < 2 ||
-      isWithin(home, prefix) ||
+      homes.some((home) => isWithin(home, prefix)) ||
       (depth === 2 && prefix.startsWith('/home/')) ||
       guarded.some((inner) => isWithin(inner, prefix));
     if (!unsafe) return prefix;
