@@ -102,6 +102,8 @@ function signal(target: number, sig: NodeJS.Signals): boolean {
  * child has not been reaped, or the pid may already name someone else.
  */
 export function killTree(pid: number, sig: NodeJS.Signals = 'SIGKILL'): void {
+  // kill(-0) and kill(-1) would signal our own group or every process we may signal
+  if (!Number.isInteger(pid) || pid <= 1) throw new RangeError(`killTree: not a child pid: ${pid}`);
   const tree = new Set<number>();
   if (sig === 'SIGKILL') {
     // A stopped process cannot fork, so a few rounds reach a fixed point even against a fork loop.
