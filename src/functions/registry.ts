@@ -15,6 +15,9 @@ import { isAdmin, requireScope, type Principal } from '../auth/scopes.js';
 import { clearStaging, DEFAULT_UNPACK_LIMITS, installBundle, removeBundleDir, unpackBundle, type UnpackLimits } from './bundle.js';
 import { LATEST, type FunctionStore, type FunctionSummary } from './function-store.js';
 import { ALIAS_RE, FUNCTION_NAME_RE, type FunctionVersion, type VersionId } from './types.js';
+import { DIGEST_PREFIX_RE, MIN_PREFIX, SEQ_RE } from './refs.js';
+
+export { parseFunctionRef, type FunctionRef } from './refs.js';
 
 export interface FunctionRegistryOptions {
   store: FunctionStore;
@@ -34,29 +37,6 @@ export interface FunctionRegistryOptions {
 export interface FunctionRemoved {
   name: string;
   version?: VersionId;
-}
-
-export interface FunctionRef {
-  name: string;
-  /** Alias, seq number or digest prefix; undefined means `latest`. */
-  ref: string | undefined;
-}
-
-/** A seq number is short and decimal; 7 or more hex digits are a digest prefix. */
-const SEQ_RE = /^[0-9]{1,6}$/;
-const DIGEST_PREFIX_RE = /^[0-9a-f]{7,64}$/;
-const MIN_PREFIX = 7;
-
-/** "echo@prod" → { name: 'echo', ref: 'prod' }; "echo" → { name: 'echo', ref: undefined }. */
-export function parseFunctionRef(text: string): FunctionRef {
-  const at = text.indexOf('@');
-  const name = at < 0 ? text : text.slice(0, at);
-  const ref = at < 0 ? undefined : text.slice(at + 1);
-  if (!FUNCTION_NAME_RE.test(name)) {
-    throw new SluiceError('BAD_REQUEST', `"${text}" does not name a function: expected NAME or NAME@REF with a lower-case NAME`);
-  }
-  if (ref === '') throw new SluiceError('BAD_REQUEST', `"${text}": nothing after @; give an alias, a seq number or a digest prefix`);
-  return { name, ref };
 }
 
 /** Listing and showing functions needs function.invoke or function.deploy (or admin). */
