@@ -286,7 +286,7 @@ test('fn invoke prints the result on stdout and the activation on stderr; a fail
   assert.equal(failed.stdout, '');
   assert.match(failed.stderr, /activation act-1 fail@3 error cold \(init 40 ms\)/);
   assert.match(failed.stderr, /error: APPLICATION_ERROR: boom\nError: boom/);
-  assert.match(failed.stderr, /logs \(sluice activations logs act-1\):\n  hello from echo/);
+  assert.match(failed.stderr, /logs \(sluice activations logs act-1\):\n {2}hello from echo/);
   const failedJson = await sluice(['fn', 'invoke', 'fail', '--json'], stub.url);
   assert.equal(failedJson.code, 1);
   assert.equal((JSON.parse(failedJson.stdout) as Activation).status, 'error');
@@ -313,7 +313,7 @@ test('activations list, show and logs', async () => {
 
   const shown = await ok(['activations', 'show', 'act-1'], stub.url);
   assert.match(shown.stdout, /^id:\s+act-1\nfunction:\s+echo@3 \(abababababab\)\nstatus:\s+success\n/);
-  assert.match(shown.stdout, /input:\n  \{\n    "x": 1\n  \}\nresult:\n/);
+  assert.match(shown.stdout, /input:\n {2}\{\n {4}"x": 1\n {2}\}\nresult:\n/);
   assert.equal((JSON.parse((await ok(['activations', 'show', 'act-1', '--json'], stub.url)).stdout) as Activation).id, 'act-1');
   const missing = await sluice(['activations', 'show', 'nope'], stub.url);
   assert.match(missing.stderr, /sluice: NOT_FOUND: no activation nope/);
