@@ -92,13 +92,13 @@ export const functionRoutes: FastifyPluginAsync<{ core: FunctionRoutesCore }> = 
   };
 
   // The archive goes to the registry as the raw request stream: nothing is buffered, and the unpacker
-  // enforces the size caps as bytes arrive (Fastify's bodyLimit applies only to buffering parsers).
+  // enforces maxBundleBytes as bytes arrive (a route bodyLimit would bind only buffering parsers, and
+  // JSON sent here by mistake should stay under the server's JSON limit on its way to a 415).
   app.addContentTypeParser(BUNDLE_MEDIA_TYPES, (_req, payload, done) => done(null, payload));
 
   app.post<{ Querystring: Static<typeof DeployQuery> }>(
     '/functions',
     {
-      bodyLimit: registry.maxBundleBytes,
       schema: {
         tags: ['functions'],
         summary: 'Deploy a bundle (tar.gz with a sluice.function.json/.yaml at its root) as a version',
