@@ -342,6 +342,31 @@ test('detect: auto falls back to none with one warning; bubblewrap refuses', asy
   assert.equal((await Sandbox.detect('auto', silent)).kind, 'bubblewrap');
 });
 
+test('detect: an old bubblewrap without --disable-userns and --size still sandboxes, with a warning', async () => {
+  const oldBwrap = join(root, 'old-bwrap');
+  writeFileSync(
+    oldBwrap,
+    '#!/bin/sh\nfor a in "$@"; do case "$a" in --disable-userns|--size) echo "bwrap: Unknown option $a" >&2; exit 1;; esac; done\n' +
+      'exec /usr/bin/bwrap "$@"\n',
+    { mode: 0o755 },
+  );
+  const lines: string[] = [];
+  const log = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    }),
+  );
+  const old = await Sandbox.detect('bubblewrap', log, { bwrap: oldBwrap });
+  assert.equal(old.kind, 'bubblewrap');
+  assert.match(lines.join(''), /old bubblewrap/);
+  const r = await run(old, spec(['/bin/sh', '-c', 'id -u; cat hello.txt; ls /home >/dev/null 2>&1 || echo hidden']));
+  assert.equal(r.stdout, '65534\nhello from the bundlehidden\n', r.stderr);
+});
+
 test('none: cwd is the bundle and paths are host paths', async () => {
   const r = await run(unsandboxed, spec(['/bin/sh', '-c', 'pwd; cat hello.txt']));
   assert.equal(r.stdout, `${bundle}\nhello from the bundle`);

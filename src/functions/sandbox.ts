@@ -175,7 +175,8 @@ export class Sandbox {
   private readonly bwrap: string;
   private readonly prlimit: string;
   private readonly layout: HostLayout;
-  private readonly disableUserns: boolean;
+  /** bubblewrap ≥ 0.8: --disable-userns and --size. */
+  private readonly modern: boolean;
   private readonly maxOpenFiles: number;
   private readonly log: Logger;
   private readonly warned = new Set<string>();
@@ -183,13 +184,13 @@ export class Sandbox {
   private constructor(
     kind: 'bubblewrap' | 'none',
     log: Logger,
-    options: Required<SandboxOptions> & { disableUserns: boolean; maxOpenFiles: number },
+    options: Required<SandboxOptions> & { modern: boolean; maxOpenFiles: number },
   ) {
     this.kind = kind;
     this.log = log;
     this.bwrap = options.bwrap;
     this.prlimit = options.prlimit;
-    this.disableUserns = options.disableUserns;
+    this.modern = options.modern;
     this.maxOpenFiles = options.maxOpenFiles;
     this.layout = kind === 'bubblewrap' ? readHostLayout() : { system: [], visible: [] };
   }
@@ -208,13 +209,13 @@ export class Sandbox {
 
     if (mode === 'none') {
       log.info('function sandbox disabled by configuration: functions run with the server’s user rights');
-      return new Sandbox('none', log, { ...tools, disableUserns: false, maxOpenFiles });
+      return new Sandbox('none', log, { ...tools, modern: false, maxOpenFiles });
     }
     let why = '';
-    // --disable-userns (bubblewrap ≥ 0.8) keeps functions from making user namespaces of their own, a
-    // large kernel attack surface; older bwrap gets the same sandbox without it.
-    for (const disableUserns of [true, false]) {
-      const candidate = new Sandbox('bubblewrap', log, { ...tools, disableUserns, maxOpenFiles });
+    // bubblewrap ≥ 0.8 can keep functions from making user namespaces of their own (a large kernel
+    // attack surface) and bound the size of /tmp; older ones (Debian 11) still isolate without that.
+    for (const modern of [true, false]) {
+      const candidate = new Sandbox('bubblewrap', log, { ...tools, modern, maxOpenFiles });
       const launch = candidate.wrap({
         bundleDir: '/usr/share',
         argv: ['/usr/bin/true'],
@@ -224,7 +225,12 @@ export class Sandbox {
       });
       const result = await trial(launch.file, launch.args);
       if (result.ok) {
-        log.debug({ bwrap: tools.bwrap, disableUserns }, 'function sandbox: bubblewrap');
+        if (modern) log.debug({ bwrap: tools.bwrap }, 'function sandbox: bubblewrap');
+        else
+          log.warn(
+            { bwrap: tools.bwrap, reason: why },
+            'function sandbox: old bubblewrap, functions may create user namespaces and fill /tmp without bound; bubblewrap ≥ 0.8 is recommended',
+          );
         return candidate;
       }
       why ||= result.why;
@@ -236,7 +242,7 @@ export class Sandbox {
       `function sandbox unavailable, functions run UNSANDBOXED with the server's user rights (bubblewrap failed: ${why}); ` +
         'install bubblewrap and allow unprivileged user namespaces, or set functions.sandbox to "none" to accept this',
     );
-    return new Sandbox('none', log, { ...tools, disableUserns: false, maxOpenFiles });
+    return new Sandbox('none', log, { ...tools, modern: false, maxOpenFiles });
   }
 
   /** Path where `hostPath` appears to the process ("/fn/…" for the bundle with bubblewrap, itself without). */
@@ -292,7 +298,7 @@ export class Sandbox {
       String(SANDBOX_UID),
       '--gid',
       String(SANDBOX_UID),
-      ...(this.disableUserns ? ['--disable-userns'] : []),
+      ...(this.modern ? ['--disable-userns'] : []),
       '--cap-drop',
       'ALL',
       '--die-with-parent',
@@ -308,12 +314,10 @@ export class Sandbox {
       '--dev',
       '/dev',
       // tmpfs pages are host memory the RSS watchdog does not see, so they get a size
-      '--size',
-      String(tmpBytes),
+      ...(this.modern ? ['--size', String(tmpBytes)] : []),
       '--tmpfs',
       '/tmp',
-      '--size',
-      String(shmBytes),
+      ...(this.modern ? ['--size', String(shmBytes)] : []),
       '--tmpfs',
       '/dev/shm',
       '--ro-bind',
