@@ -148,6 +148,35 @@ test('the environment is exactly the given variables (and PWD)', async () => {
   }
 });
 
+test('envFd: the environment reaches the function without showing on any command line', async () => {
+  const env = { PATH: '/usr/bin', SLUICE_TOKEN: 'sluice_token_never_in_cmdline', EMPTY: '' };
+  for (const box of [sandbox, unsandboxed]) {
+    const launch = box.wrap(spec(['/bin/sh', '-c', 'echo ready; read x; env -0'], { env, envFd: 4 }));
+    const child = spawn(launch.file, launch.args, {
+      env: launch.env,
+      cwd: launch.cwd,
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
+    });
+    (child.stdio[4] as Writable).end(launch.envFdData);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const closed = new Promise((done) => child.on('close', done));
+    await waitFor(() => out.startsWith('ready\n'), 'the function to start');
+    for (const pid of [child.pid!, ...descendants(child.pid!)]) {
+      assert.ok(!readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('sluice_token'), `${box.kind}: the token is in a command line`);
+    }
+    child.stdin!.end('\n');
+    await closed;
+    const seen = out.slice('ready\n'.length).split('\0').filter(Boolean).sort();
+    assert.deepEqual(
+      seen,
+      ['EMPTY=', 'PATH=/usr/bin', `PWD=${box.insidePath(bundle, spec([]))}`, 'SLUICE_TOKEN=sluice_token_never_in_cmdline'],
+      box.kind,
+    );
+  }
+});
+
 test('no network unless allowed', async (t) => {
   let connections = 0;
   const server: Server = createServer((socket) => {

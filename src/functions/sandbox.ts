@@ -21,6 +21,13 @@ export interface SandboxSpec {
   /** The complete environment of the process (nothing is inherited from the server); PWD is set to the cwd. */
   env: Record<string, string>;
   network: boolean;
+  /**
+   * An inherited fd (a pipe the caller opens at this stdio index) through which bwrap reads the
+   * environment, instead of its command line: /proc/<pid>/cmdline is readable by every local user,
+   * so tokens and manifest secrets should not travel there. The caller writes Launch.envFdData to it
+   * and ends it. Without envFd the environment goes on bwrap's command line.
+   */
+  envFd?: number;
   /** Extra read-only (or writable) bind mounts, e.g. the runtime shim directory, the API unix socket. */
   binds?: { host: string; inside: string; writable?: boolean }[];
   limits: {
@@ -45,6 +52,8 @@ export interface Launch {
   args: string[];
   env: Record<string, string>;
   cwd: string;
+  /** With spec.envFd: what to write to that fd before ending it (empty when there is nothing to pass). */
+  envFdData?: Buffer;
 }
 
 export interface SandboxOptions {
@@ -263,10 +272,19 @@ export class Sandbox {
     if (spec.argv.length === 0) throw new SluiceError('BAD_REQUEST', 'sandbox: empty argv');
     const limits = this.limitArgs(spec);
     if (this.kind === 'none') {
+      // the environment of a process is readable by its own user only: no need for the fd here
       const cwd = resolve(spec.bundleDir);
-      return { file: this.prlimit, args: [...limits, '--', ...spec.argv], env: { ...spec.env, PWD: cwd }, cwd };
+      const launch: Launch = { file: this.prlimit, args: [...limits, '--', ...spec.argv], env: { ...spec.env, PWD: cwd }, cwd };
+      if (spec.envFd !== undefined) launch.envFdData = Buffer.alloc(0);
+      return launch;
     }
-    return { file: this.prlimit, args: [...limits, '--', this.bwrap, ...this.bwrapArgs(spec)], env: {}, cwd: '/' };
+    const launch: Launch = { file: this.prlimit, args: [...limits, '--', this.bwrap, ...this.bwrapArgs(spec)], env: {}, cwd: '/' };
+    if (spec.envFd !== undefined) {
+      // NUL-separated arguments, spliced by bwrap where --args stands; it closes the fd after reading
+      const setenv = Object.entries(spec.env).flatMap(([name, value]) => ['--setenv', name, value]);
+      launch.envFdData = Buffer.from(setenv.map((arg) => arg + '\0').join(''));
+    }
+    return launch;
   }
 
   private limitArgs(spec: SandboxSpec): string[] {
@@ -328,7 +346,8 @@ export class Sandbox {
     for (const bind of spec.binds ?? []) args.push(bind.writable ? '--bind' : '--ro-bind', resolve(bind.host), bind.inside);
     // bwrap's root and /dev are unbounded tmpfs; once every mount point exists neither needs writing
     args.push('--remount-ro', '/dev', '--remount-ro', '/', '--chdir', BUNDLE_INSIDE, '--clearenv');
-    for (const [name, value] of Object.entries(spec.env)) args.push('--setenv', name, value);
+    if (spec.envFd !== undefined) args.push('--args', String(spec.envFd));
+    else for (const [name, value] of Object.entries(spec.env)) args.push('--setenv', name, value);
     const argv = [...spec.argv];
     if (isWithin(resolve(argv[0]!), bundle)) argv[0] = this.insidePath(argv[0]!, spec);
     args.push('--', ...argv);
