@@ -1,7 +1,7 @@
 // Composition root of the embedded deployment: opens state, builds each domain's services and
 // hands them to the HTTP server. Owns every resource it creates and closes them in order.
 import { mkdir, writeFile, chmod } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config.js';
 import { openDatabase, migrate, type Db } from './backends/sqlite/database.js';
@@ -16,6 +16,16 @@ import { TokenService } from './auth/tokens.js';
 import { LocalStorageElement } from './storage/local-se.js';
 import { Namespace } from './storage/namespace.js';
 import { ChannelService } from './events/channels.js';
+import { functionMigrations } from './functions/tables.js';
+import { activationMigrations } from './functions/activation-tables.js';
+import { SqliteFunctionStore } from './backends/sqlite/function-store.js';
+import { SqliteActivationStore } from './backends/sqlite/activation-store.js';
+import { FunctionRegistry } from './functions/registry.js';
+import { Invoker } from './functions/invoker.js';
+import { Sandbox } from './functions/sandbox.js';
+import { ActivationTokens } from './auth/activation-tokens.js';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
 
 export interface Core {
   config: Config;
@@ -25,6 +35,10 @@ export interface Core {
   eventLog: SqliteEventLog;
   namespace: Namespace;
   channels: ChannelService;
+  functions: FunctionRegistry;
+  invoker: Invoker;
+  /** The API's unix socket, for function instances (ctx.storage). */
+  apiSocket: string;
   /** Stops background work and closes state; the HTTP server is closed by its owner first. */
   close(): Promise<void>;
 }
@@ -46,7 +60,14 @@ export async function createCore(config: Config, log: Logger = createLogger(conf
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const dbFile = join(config.dataDir, 'state.sqlite');
   const db = openDatabase(dbFile, { groupCommit: true });
-  migrate(db, [...storageMigrations, ...eventLogMigrations, ...authMigrations, ...channelMigrations]);
+  migrate(db, [
+    ...storageMigrations,
+    ...eventLogMigrations,
+    ...authMigrations,
+    ...channelMigrations,
+    ...functionMigrations,
+    ...activationMigrations,
+  ]);
   const wal = config.fsync ? new WalSync(dbFile + '-wal') : undefined;
   await wal?.init();
 
@@ -59,6 +80,28 @@ export async function createCore(config: Config, log: Logger = createLogger(conf
   const tokens = new TokenService(db);
   const channels = new ChannelService({ db, eventLog, namespace, config, log: log.child({ domain: 'events' }) });
   await channels.start();
+
+  const functions = new FunctionRegistry({
+    store: new SqliteFunctionStore(db, wal),
+    bundlesDir: join(config.dataDir, 'functions'),
+    maxBundleBytes: config.functions.maxBundleBytes,
+    fsync: config.fsync,
+    log: log.child({ domain: 'functions' }),
+  });
+  await functions.init();
+  const activationTokens = await ActivationTokens.open(join(config.dataDir, 'activation.key'));
+  tokens.acceptActivationTokens(activationTokens);
+  const apiSocket = apiSocketPath(config.dataDir);
+  await mkdir(dirname(apiSocket), { recursive: true, mode: 0o700 });
+  const invoker = new Invoker({
+    config,
+    registry: functions,
+    store: new SqliteActivationStore(db, wal),
+    sandbox: await Sandbox.detect(config.functions.sandbox, log.child({ domain: 'functions' })),
+    activationTokens,
+    apiSocket,
+    log: log.child({ domain: 'functions' }),
+  });
 
   const prune = setInterval(() => {
     void eventLog
@@ -76,8 +119,12 @@ export async function createCore(config: Config, log: Logger = createLogger(conf
     eventLog,
     namespace,
     channels,
+    functions,
+    invoker,
+    apiSocket,
     async close() {
       clearInterval(prune);
+      await invoker.close();
       await channels.stop();
       await wal?.close();
       db.close();
@@ -96,6 +143,17 @@ export async function ensureAdminToken(core: Core): Promise<string | undefined> 
   await writeFile(file, secret + '\n', { mode: 0o600 });
   await chmod(file, 0o600);
   return secret;
+}
+
+/**
+ * DATA/run/api.sock, or a socket in the temp directory named after the data directory when that
+ * path would be longer than a unix socket address allows (108 bytes on Linux).
+ */
+export function apiSocketPath(dataDir: string): string {
+  const inData = join(dataDir, 'run', 'api.sock');
+  if (Buffer.byteLength(inData) <= 100) return inData;
+  const tag = createHash('sha256').update(dataDir).digest('hex').slice(0, 16);
+  return join(tmpdir(), `sluice-${tag}`, 'api.sock');
 }
 
 export const adminTokenPath = (config: Config): string => join(config.dataDir, ADMIN_TOKEN_FILE);

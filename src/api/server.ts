@@ -1,6 +1,7 @@
 // The HTTP server: one port for the WebDAV door (namespace at the root path) and the REST API
 // under /api/v1. Routes stay thin; errors become RFC 7807 bodies (API) or bare statuses (WebDAV) here.
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
+import { rm } from 'node:fs/promises';
 import Fastify, { LogController, type FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Core } from '../app.js';
@@ -11,6 +12,8 @@ import { tokenRoutes } from './routes/tokens.js';
 import { namespaceRoutes } from './routes/namespace.js';
 import { eventsRoutes } from './routes/events.js';
 import { webdavDoor } from './routes/webdav.js';
+import { functionRoutes } from './routes/functions.js';
+import { invocationRoutes } from './routes/invocations.js';
 import { openapiPlugin } from './openapi.js';
 
 /** Base URL for absolute links (Location headers, subscription URLs). */
@@ -22,6 +25,7 @@ export function baseUrl(core: Core, req: FastifyRequest): string {
 export const isApiUrl = (url: string): boolean => url === '/api' || url.startsWith('/api/') || url.startsWith('/api?');
 
 export async function buildServer(core: Core) {
+  let handler: Parameters<typeof createServer>[1] | undefined;
   const app = Fastify({
     loggerInstance: core.log.child({ domain: 'http' }),
     logController: new LogController({ disableRequestLogging: core.config.logLevel !== 'debug' && core.config.logLevel !== 'trace' }),
@@ -38,7 +42,10 @@ export async function buildServer(core: Core) {
       const raw = reply as unknown as { code(n: number): { type(t: string): { send(b: unknown): void } } };
       raw.code(problem.status).type('application/problem+json').send(problem);
     },
-    serverFactory: (handler) => createServer({ maxHeaderSize: core.config.maxHeaderBytes, keepAliveTimeout: 30_000 }, handler),
+    serverFactory: (h) => {
+      handler = h;
+      return createServer({ maxHeaderSize: core.config.maxHeaderBytes, keepAliveTimeout: 30_000 }, h);
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorateRequest('principal', undefined);
@@ -51,6 +58,7 @@ export async function buildServer(core: Core) {
     else req.log.debug({ code: e.code, msg: e.message }, 'request refused');
     const problem = problemOf(e, req.url.split('?')[0]);
     if (problem.status === 401) void reply.header('www-authenticate', 'Bearer realm="sluice", Basic realm="sluice"');
+    if (typeof problem.retryAfterSeconds === 'number') void reply.header('retry-after', String(problem.retryAfterSeconds));
     if (reply.sent) return;
     void reply.code(problem.status);
     if (!isApiUrl(req.url)) {
@@ -65,11 +73,32 @@ export async function buildServer(core: Core) {
     return reply.code(404).type('application/problem+json').send(problem);
   });
 
+  // The same API on a unix socket in the data directory, for function instances (ctx.storage): they
+  // run without network, and the socket is the one door bind-mounted into their sandbox.
+  let socketServer: Server | undefined;
+  app.addHook('onReady', async () => {
+    await rm(core.apiSocket, { force: true });
+    socketServer = createServer({ maxHeaderSize: core.config.maxHeaderBytes }, handler);
+    await new Promise<void>((resolve, reject) => {
+      socketServer!.once('error', reject);
+      socketServer!.listen(core.apiSocket, () => resolve());
+    });
+    // Accepted calls left by a previous run may use ctx.storage: resume them once the socket is up.
+    await core.invoker.start();
+  });
+  app.addHook('onClose', async () => {
+    if (!socketServer) return;
+    socketServer.closeAllConnections();
+    await new Promise<void>((resolve) => socketServer!.close(() => resolve()));
+  });
+
   await app.register(openapiPlugin);
   await app.register(healthRoutes, { prefix: '/api/v1', core });
   await app.register(tokenRoutes, { prefix: '/api/v1', core });
   await app.register(namespaceRoutes, { prefix: '/api/v1', core });
   await app.register(eventsRoutes, { prefix: '/api/v1', core });
+  await app.register(functionRoutes, { prefix: '/api/v1', core });
+  await app.register(invocationRoutes, { prefix: '/api/v1', core });
   await app.register(webdavDoor, { core });
   return app;
 }

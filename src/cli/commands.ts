@@ -5,6 +5,7 @@ import { registerTokenCommands } from './tokens.js';
 import { registerFileCommands } from './files.js';
 import { registerPutGetCommands } from './put-get.js';
 import { registerEventCommands } from './events.js';
+import { registerFunctionCommands } from './functions.js';
 
 export function registerClientCommands(program: Command): void {
   addConnectionOptions(program);
@@ -12,4 +13,5 @@ export function registerClientCommands(program: Command): void {
   registerPutGetCommands(program);
   registerFileCommands(program);
   registerEventCommands(program);
+  registerFunctionCommands(program);
 }
