@@ -3,7 +3,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, startChildServer, authed, json, type RunningServer } from './support/server.js';
-import { call, deploy, invoke, waitForActivation } from './support/functions.js';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { call, deploy, fixtureCopy, invoke, waitForActivation } from './support/functions.js';
 
 let server: RunningServer;
 
@@ -114,9 +116,38 @@ test('an async call accepted before a kill -9 runs after the restart', async () 
   }
 });
 
+test('scaling.min keeps instances warm for the aliased version only; a new deploy moves them', async () => {
+  const dir = await fixtureCopy('scale-node');
+  const manifest = { name: 'warm-node', runtime: 'node', handler: 'main.handler', scaling: { min: 1, max: 2, idleTimeoutSeconds: 0.2 } };
+  await writeFile(join(dir, 'sluice.function.json'), JSON.stringify(manifest));
+  const v1 = await deploy(server, dir);
+  const status = () => server.core!.invoker.poolStatus('warm-node');
+  const readyOf = (version: string) => status().find((p) => p.version === version)?.ready ?? 0;
+  const until = Date.now() + 10_000;
+  while (readyOf(v1.version) < 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(readyOf(v1.version), 1, 'an instance is started without any call');
+  const first = await call(server, 'warm-node', {});
+  assert.equal(first.cold, false, 'the first call finds a warm instance');
+  await new Promise((r) => setTimeout(r, 600));
+  assert.equal(readyOf(v1.version), 1, 'min instances outlive the idle timeout');
+
+  await writeFile(join(dir, 'extra.txt'), 'v2');
+  const v2 = await deploy(server, dir);
+  const until2 = Date.now() + 10_000;
+  while ((readyOf(v2.version) < 1 || status().find((p) => p.version === v1.version)!.instances.length > 0) && Date.now() < until2) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(readyOf(v2.version), 1);
+  assert.equal(status().find((p) => p.version === v1.version)!.instances.length, 0, 'the old version scaled to zero');
+});
+
 test('pool status is visible on the function', async () => {
   const res = await authed(server)('/api/v1/functions/scale-node');
   assert.equal(res.status, 200);
   const body = await json(res);
   assert.equal(body.name, 'scale-node');
+  assert.equal(body.pools.length, 1);
+  assert.equal(body.pools[0].version, body.latest.version);
+  assert.equal(body.pools[0].max, 3);
+  assert.ok(body.pools[0].coldStarts >= 2, 'cold starts are counted');
 });

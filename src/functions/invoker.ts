@@ -86,14 +86,35 @@ export class Invoker {
     });
   }
 
+  /**
+   * Versions under an alias keep scaling.min warm instances; others scale to zero. Re-evaluated for a
+   * function whenever it changes (deploy, alias set or removed).
+   */
+  private async warmAliased(name?: string): Promise<void> {
+    const names = name !== undefined ? [name] : (await this.deps.registry.list()).map((f) => f.name);
+    for (const n of names) {
+      const versions = await this.deps.registry.versions(n).catch(() => [] as FunctionVersion[]);
+      const aliased = new Set(versions.filter((v) => v.aliases.length > 0).map((v) => v.version));
+      for (const v of versions) if (aliased.has(v.version) && v.manifest.scaling.min > 0) this.poolFor(v);
+      for (const pool of this.pools.values()) {
+        if (pool.version.name !== n) continue;
+        const keep = aliased.has(pool.version.version);
+        if (pool.keepWarm !== keep) {
+          pool.keepWarm = keep;
+          pool.rescale();
+        }
+      }
+    }
+  }
+
   /** Re-runs accepted calls a previous process left behind; warms functions with scaling.min > 0. */
   async start(): Promise<void> {
     for (const a of this.deps.store.unfinished()) await this.recover(a);
-    for (const fn of await this.deps.registry.list()) {
-      for (const v of await this.deps.registry.versions(fn.name)) {
-        if (v.aliases.length > 0 && v.manifest.scaling.min > 0) this.poolFor(v);
-      }
-    }
+    await this.warmAliased();
+    this.deps.registry.on('changed', ({ name }) => {
+      if (this.closing) return;
+      this.warmAliased(name).catch((err: unknown) => this.deps.log.error({ err, function: name }, 'could not warm instances'));
+    });
     const retentionMs = this.deps.config.functions.activationRetentionHours * 3600_000;
     this.prune = setInterval(() => {
       try {
@@ -104,11 +125,6 @@ export class Invoker {
       }
     }, 60_000);
     this.prune.unref();
-  }
-
-  /** A version with scaling.min > 0 was deployed or aliased: start its warm instances. */
-  warm(v: FunctionVersion): void {
-    if (v.manifest.scaling.min > 0) this.poolFor(v);
   }
 
   /**

@@ -77,6 +77,22 @@ export class InstancePool {
     return this.version.manifest.scaling;
   }
 
+  /**
+   * Whether scaling.min applies: only to versions an alias points at. A version invoked by its digest
+   * or seq scales to zero whatever its manifest says, so old versions do not pin processes forever.
+   */
+  keepWarm = false;
+
+  private get minInstances(): number {
+    return this.keepWarm ? this.scaling.min : 0;
+  }
+
+  /** Re-evaluates the pool after keepWarm changed. */
+  rescale(): void {
+    this.pump();
+    this.scheduleReaper();
+  }
+
   private get isExec(): boolean {
     return this.version.manifest.runtime === 'exec';
   }
@@ -118,7 +134,7 @@ export class InstancePool {
       queued: this.queue.length,
       coldStarts: this.coldStarts,
       max: this.scaling.max,
-      min: this.scaling.min,
+      min: this.minInstances,
       concurrency: this.scaling.concurrency,
     };
   }
@@ -157,7 +173,7 @@ export class InstancePool {
       ready: list.filter((i) => i.state === 'ready').length,
       starting: list.filter((i) => i.state === 'starting').length,
       concurrency: this.scaling.concurrency,
-      min: this.scaling.min,
+      min: this.minInstances,
       max: this.scaling.max,
     });
     for (let n = 0; n < toStart; n++) this.startInstance();
@@ -265,7 +281,7 @@ export class InstancePool {
   }
 
   private scheduleReaper(): void {
-    if (this.reaper || this.instances.size <= this.scaling.min) return;
+    if (this.reaper || this.instances.size <= this.minInstances) return;
     const idleMs = this.scaling.idleTimeoutSeconds * 1000;
     const every = Math.min(1000, Math.max(20, idleMs / 4));
     this.reaper = setInterval(() => this.reap(idleMs), every);
@@ -278,11 +294,11 @@ export class InstancePool {
       .filter((i) => i.state === 'ready' && i.inFlight === 0)
       .map((i) => ({ id: i.id, idleMs: now - i.idleSince }));
     const live = [...this.instances.values()].filter((i) => i.state === 'ready' || i.state === 'starting').length;
-    for (const id of instancesToStop(idle, live, this.scaling.min, idleTimeoutMs)) {
+    for (const id of instancesToStop(idle, live, this.minInstances, idleTimeoutMs)) {
       this.opts.log.debug({ instance: id }, 'instance idle; stopping');
       this.instances.get(id)?.stop();
     }
-    if (this.instances.size <= this.scaling.min && this.reaper) {
+    if (this.instances.size <= this.minInstances && this.reaper) {
       clearInterval(this.reaper);
       this.reaper = undefined;
     }

@@ -45,13 +45,20 @@ export function requireFunctionRead(p: Principal): void {
   throw new SluiceError('FORBIDDEN', 'token lacks the function.invoke or function.deploy scope');
 }
 
-export class FunctionRegistry extends EventEmitter<{ removed: [FunctionRemoved] }> {
+export class FunctionRegistry extends EventEmitter<{ removed: [FunctionRemoved]; changed: [{ name: string }] }> {
   readonly bundlesDir: string;
   readonly maxBundleBytes: number;
   private readonly store: FunctionStore;
   private readonly limits: UnpackLimits;
   private readonly fsync: boolean;
   private readonly log: Logger | undefined;
+  /**
+   * Resolved references (`name\0ref` → version): an invocation resolves one on every call, and the
+   * store answers an alias with several queries. Every change of a function forgets its entries;
+   * this process makes all changes (the scale-out deployment must invalidate across nodes).
+   */
+  private readonly resolved = new Map<string, FunctionVersion>();
+  private generation = 0;
   /** Per-function queue: installs, records and removals of one function never interleave. */
   private readonly locks = new Map<string, Promise<unknown>>();
 
@@ -129,6 +136,25 @@ export class FunctionRegistry extends EventEmitter<{ removed: [FunctionRemoved] 
 
   /** The version a reference names: an alias, a seq number or a digest prefix (default `latest`). */
   async resolve(name: string, ref: string = LATEST): Promise<FunctionVersion> {
+    const key = `${name}\0${ref}`;
+    const hit = this.resolved.get(key);
+    if (hit) return hit;
+    const generation = this.generation;
+    const v = await this.resolveUncached(name, ref);
+    // A change that finished while we queried may have made this answer stale: do not keep it.
+    if (generation === this.generation) {
+      if (this.resolved.size >= 10_000) this.resolved.clear();
+      this.resolved.set(key, v);
+    }
+    return v;
+  }
+
+  private forget(name: string): void {
+    this.generation++;
+    for (const key of this.resolved.keys()) if (key.startsWith(`${name}\0`)) this.resolved.delete(key);
+  }
+
+  private async resolveUncached(name: string, ref: string): Promise<FunctionVersion> {
     if (!FUNCTION_NAME_RE.test(name)) throw new SluiceError('BAD_REQUEST', `"${name}" is not a function name`);
     if (SEQ_RE.test(ref)) {
       return (await this.store.bySeq(name, Number(ref))) ?? this.notFound(name, `has no version ${ref}`);
@@ -232,9 +258,18 @@ export class FunctionRegistry extends EventEmitter<{ removed: [FunctionRemoved] 
     throw new SluiceError('NOT_FOUND', `function ${name} ${what}`);
   }
 
+  /** Runs a change of one function after the previous ones; cached references to it are forgotten. */
   private exclusive<T>(name: string, work: () => Promise<T>): Promise<T> {
     const before = this.locks.get(name) ?? Promise.resolve();
-    const run = before.then(work, work);
+    const change = async () => {
+      try {
+        return await work();
+      } finally {
+        this.forget(name);
+        this.emit('changed', { name });
+      }
+    };
+    const run = before.then(change, change);
     const settled = run.catch(() => undefined);
     this.locks.set(name, settled);
     void settled.then(() => {

@@ -9,11 +9,14 @@ import { SluiceError } from '../../errors.js';
 import { requireFunctionRead, type FunctionRegistry } from '../../functions/registry.js';
 import { FUNCTION_NAME_RE, Manifest, type FunctionVersion } from '../../functions/types.js';
 import type { FunctionSummary } from '../../functions/function-store.js';
+import type { PoolStatus } from '../../functions/pool.js';
 
 /** What the routes need from the core (the full Core satisfies it). */
 export interface FunctionRoutesCore {
   tokens: TokenService;
   functions: FunctionRegistry;
+  /** Instance pools to show with a function, when this server runs functions. */
+  invoker?: { poolStatus(name: string): PoolStatus[] };
 }
 
 /** Media types a deploy accepts; all mean a gzip-compressed tar archive. */
@@ -41,11 +44,36 @@ const FunctionListItem = Type.Object({
   aliases: AliasMap,
 });
 
+const PoolSchema = Type.Object({
+  version: Type.String(),
+  seq: Type.Integer(),
+  runtime: Type.String(),
+  instances: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      pid: Type.Optional(Type.Integer()),
+      state: Type.String(),
+      inFlight: Type.Integer(),
+      callsServed: Type.Integer(),
+      idleMs: Type.Number(),
+    }),
+  ),
+  starting: Type.Integer(),
+  ready: Type.Integer(),
+  inFlight: Type.Integer(),
+  queued: Type.Integer(),
+  coldStarts: Type.Integer({ description: 'instances (or exec processes) started since the pool was created' }),
+  min: Type.Integer(),
+  max: Type.Integer(),
+  concurrency: Type.Integer(),
+});
+
 const FunctionDetail = Type.Object({
   name: Type.String(),
   aliases: AliasMap,
   latest: FunctionVersionSchema,
   versions: Type.Integer(),
+  pools: Type.Array(PoolSchema, { description: 'instances of each version that has run or is kept warm on this server' }),
 });
 
 const NameParams = Type.Object({ name: Type.String({ pattern: FUNCTION_NAME_RE.source, description: 'function name' }) });
@@ -72,6 +100,7 @@ export interface FunctionDetail {
   aliases: Record<string, string>;
   latest: FunctionVersion;
   versions: number;
+  pools: PoolStatus[];
 }
 
 const listItem = (s: FunctionSummary): Static<typeof FunctionListItem> => ({
@@ -151,7 +180,7 @@ export const functionRoutes: FastifyPluginAsync<{ core: FunctionRoutesCore }> = 
     async (req) => {
       reader(req);
       const s = await registry.get(req.params.name);
-      return { name: s.name, aliases: s.aliases, latest: s.latest, versions: s.versions };
+      return { name: s.name, aliases: s.aliases, latest: s.latest, versions: s.versions, pools: core.invoker?.poolStatus(s.name) ?? [] };
     },
   );
 
