@@ -160,6 +160,41 @@ function post(pathname, body) {
   });
 }
 
+/**
+ * Calls/s over the HTTP API. The load comes from wrk (Debian package wrk) in its own process when
+ * it is installed, so the client does not share this process's CPU; otherwise from this process.
+ */
+async function httpRate(seconds, connections) {
+  const target = `${url}/api/v1/functions/noop-node/invocations?result=true`;
+  const wrk = await new Promise((resolve) => {
+    const p = spawn('wrk', ['--version'], { stdio: 'ignore' });
+    p.on('error', () => resolve(false));
+    p.on('exit', () => resolve(true));
+  });
+  if (!wrk)
+    return {
+      ...(await rate(seconds, connections, () => post('/api/v1/functions/noop-node/invocations?result=true', {}))),
+      client: 'in-process',
+    };
+  const script = path.join(dataDir, 'post.lua');
+  await writeFile(
+    script,
+    `wrk.method = "POST"\nwrk.body = "{}"\nwrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Bearer ${token}"\n` +
+      `done = function(summary, latency, requests)\n  io.write(string.format("RESULT %d %d %d\\n", summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.duration))\nend\n`,
+  );
+  const out = await new Promise((resolve, reject) => {
+    let text = '';
+    const p = spawn('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '-s', script, target], { stdio: ['ignore', 'pipe', 'inherit'] });
+    p.stdout.on('data', (d) => (text += d));
+    p.on('error', reject);
+    p.on('exit', () => resolve(text));
+  });
+  const m = /RESULT (\d+) (\d+) (\d+)/.exec(out);
+  if (!m) throw new Error(`wrk gave no result: ${out}`);
+  const [done, failed, micros] = m.slice(1).map(Number);
+  return { perSecond: done / (micros / 1e6), done, failed, client: 'wrk' };
+}
+
 const invoke = (name, input = {}) => core.invoker.invoke({ name, input, principal, blocking: true });
 const poolEmpty = (name) => core.invoker.poolStatus(name).every((p) => p.instances.length === 0);
 
@@ -219,7 +254,7 @@ try {
     const a = await invoke('noop-node');
     if (a.status !== 'success') throw new Error(a.error.message);
   });
-  const tpHttp = await rate(CFG.seconds, 64, () => post('/api/v1/functions/noop-node/invocations?result=true', {}));
+  const tpHttp = await httpRate(CFG.seconds, 64);
   const tpExec = await rate(CFG.seconds, 8, async () => {
     const a = await invoke('noop-exec');
     if (a.status !== 'success') throw new Error(a.error.message);
@@ -250,7 +285,9 @@ try {
   console.log(`  HTTP API    p50 ${fmt(results.warm.http.p50)}  p99 ${fmt(results.warm.http.p99)}`);
   console.log('\nthroughput, no-op calls/s');
   console.log(`  warm node, in-process (${CFG.inflight} in flight)   ${tpInproc.perSecond.toFixed(0).padStart(7)}   (target ≥ 5,000)`);
-  console.log(`  warm node, HTTP API (64 connections)    ${tpHttp.perSecond.toFixed(0).padStart(7)}`);
+  console.log(
+    `  warm node, HTTP API (64 connections, ${tpHttp.client})  ${tpHttp.perSecond.toFixed(0).padStart(7)}${tpHttp.failed ? `  (${tpHttp.failed} failed)` : ''}`,
+  );
   console.log(`  exec runtime, process per call (8)      ${tpExec.perSecond.toFixed(0).padStart(7)}`);
   console.log(`  bare spawn of sh per call (8)           ${tpSpawn.perSecond.toFixed(0).padStart(7)}`);
   console.log(`  warm in-process / bare spawn: ${(tpInproc.perSecond / tpSpawn.perSecond).toFixed(1)}×`);

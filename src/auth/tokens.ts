@@ -45,6 +45,11 @@ const SUBJECT_RE = /^[A-Za-z0-9._@-]{1,128}$/;
 export class TokenService {
   private readonly q;
   private activationTokens: ActivationTokens | undefined;
+  /**
+   * Principals of valid tokens by secret hash, so a busy client costs a hash, not a query and a parse,
+   * per request. Revocation removes the entry at once; expiry is checked on every use.
+   */
+  private readonly known = new Map<string, Principal>();
 
   constructor(db: Db) {
     this.q = {
@@ -122,6 +127,14 @@ export class TokenService {
   authenticate(secret: string): Principal {
     if (this.activationTokens && ActivationTokens.isActivationToken(secret)) return this.activationTokens.verify(secret);
     const hash = hashOf(secret);
+    const cached = this.known.get(hash);
+    if (cached) {
+      if (cached.expires !== undefined && cached.expires <= Date.now()) {
+        this.known.delete(hash);
+        throw new SluiceError('UNAUTHORIZED', 'token has expired');
+      }
+      return cached;
+    }
     const row = this.q.byHash.get(hash) as TokenRow | undefined;
     // The lookup is by hash; compare again in constant time so a near-miss leaks nothing.
     if (!row || !timingSafeEqual(Buffer.from(row.hash, 'hex'), Buffer.from(hash, 'hex'))) {
@@ -129,12 +142,15 @@ export class TokenService {
     }
     if (row.revoked !== null) throw new SluiceError('UNAUTHORIZED', 'token has been revoked');
     if (row.expires !== null && row.expires <= Date.now()) throw new SluiceError('UNAUTHORIZED', 'token has expired');
-    return {
+    const principal: Principal = {
       subject: row.subject,
       tokenId: row.id,
       scopes: (JSON.parse(row.scopes) as string[]).map(parseScope),
       ...(row.expires !== null ? { expires: row.expires } : {}),
     };
+    if (this.known.size >= 10_000) this.known.clear();
+    this.known.set(hash, principal);
+    return principal;
   }
 
   list(subject?: string): TokenInfo[] {
@@ -152,6 +168,7 @@ export class TokenService {
     const row = this.q.byId.get(id) as TokenRow | undefined;
     if (!row) throw new SluiceError('NOT_FOUND', `no token ${id}`);
     this.q.revoke.run(Date.now(), id);
+    this.known.delete(row.hash);
     return this.info(this.q.byId.get(id) as TokenRow);
   }
 }

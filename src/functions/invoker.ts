@@ -1,7 +1,7 @@
 // Invocations: resolves a function version, records the activation, queues the call on the version's
 // pool and completes the record with the outcome. Accepted asynchronous calls are durable before
 // they are acknowledged and re-run after a restart; crashed instances are retried per manifest.
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -38,9 +38,24 @@ export interface InvokerDeps {
   log: Logger;
 }
 
+// Random bytes for ids, drawn from the kernel 4 KiB at a time: one getrandom() per ~400 calls
+// instead of one per call on the invocation hot path.
+const entropy = Buffer.alloc(4096);
+let entropyUsed = entropy.length;
+
+function randomHex(bytes: number): string {
+  if (entropyUsed + bytes > entropy.length) {
+    randomFillSync(entropy);
+    entropyUsed = 0;
+  }
+  const hex = entropy.toString('hex', entropyUsed, entropyUsed + bytes);
+  entropyUsed += bytes;
+  return hex;
+}
+
 /** Activation ids sort by time: 12 hex digits of epoch ms, then 20 random. */
 export function newActivationId(now = Date.now()): ActivationId {
-  return (now.toString(16).padStart(12, '0') + randomBytes(10).toString('hex')) as ActivationId;
+  return (now.toString(16).padStart(12, '0') + randomHex(10)) as ActivationId;
 }
 
 /** The storage scopes an activation's token carries: never more than the caller holds. */
