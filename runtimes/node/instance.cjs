@@ -2,29 +2,39 @@
 // (docs/function-protocol.md). Messages from sluice arrive as NDJSON on stdin; answers leave as NDJSON
 // on fd 3; console output inside a handler becomes `log` messages of its activation.
 //
-// Cold start is measured against bare `node -e 0`, so startup loads only what `ready` needs: node:fs,
-// node:async_hooks, node:util and node:url are already part of node's own bootstrap. The storage client
-// and node:net (only for a non-blocking fd 3) are imported on first use.
-import { existsSync, writeSync } from 'node:fs';
-import { AsyncLocalStorage } from 'node:async_hooks';
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { format } from 'node:util';
+// Cold start is measured against bare `node -e 0`, which shapes three choices here:
+// - This entry is CommonJS: an ES module entry starts node's ESM loader, a fifth of a bare start.
+// - The handler is loaded with require(), which node ≥ 20.19 also applies to ES modules, without the
+//   ESM loader; import() remains for what require() cannot load (top-level await, older node).
+// - Answers go out with writeSync on fd 3 (one syscall, no stream machinery); a non-blocking fd 3
+//   that fills up switches to a socket on the first EAGAIN. stdin is a net socket on fd 0, not
+//   process.stdin (which adds its own setup), and never fs.read in the thread pool: a read blocked
+//   there would keep process.exit from returning until stdin closes.
+'use strict';
+/* global require, __dirname */
+/* eslint-disable @typescript-eslint/no-require-imports -- CommonJS on purpose, see above */
+
+const { existsSync, fstatSync, writeSync } = require('node:fs');
+const { AsyncLocalStorage } = require('node:async_hooks');
+const { join, resolve } = require('node:path');
+const { pathToFileURL } = require('node:url');
+const { format } = require('node:util');
 
 const PROTOCOL = 1;
+const IN_FD = 0;
 const OUT_FD = 3;
 const MODULE_EXTENSIONS = ['.mjs', '.js', '.cjs'];
-// Mirrors the methods of runtimes/node/storage.mjs, which is loaded only when a handler first uses one.
+// Mirrors the methods of storage.mjs, which is loaded only when a handler first calls one.
 const STORAGE_METHODS = ['read', 'readText', 'write', 'stat', 'list', 'mkdir', 'remove', 'download', 'upload'];
 
 /** The activation whose handler code is running, across awaits, timers and callbacks. */
 const current = new AsyncLocalStorage();
 const writeStderr = console.error.bind(console);
 
-let state = 'new'; // new → loading → ready (or exiting)
+let state = 'new'; // new → loading → ready
 let handler;
 let inFlight = 0;
-let stdinEnded = false;
+let inputEnded = false;
 let exiting = false;
 /** Invokes that arrived before the handler was loaded. */
 const early = [];
@@ -32,15 +42,15 @@ const early = [];
 // ---- messages to sluice on fd 3 ----
 
 /**
- * Set once fd 3 refused a write (a non-blocking socketpair whose buffer is full): a socket over fd 3 that
- * queues the rest in order. Until then writes are synchronous, which keeps warm latency to one syscall.
+ * Set once fd 3 refused a write (a non-blocking socketpair whose buffer is full): a socket over fd 3
+ * that queues the rest in order. Until then writes are synchronous, one syscall per message.
  */
-let asyncOut;
+let outSocket;
 
 function send(line) {
   const buf = Buffer.from(line, 'utf8');
-  if (asyncOut) {
-    void asyncOut.then((socket) => socket.write(buf));
+  if (outSocket) {
+    outSocket.write(buf);
     return;
   }
   let offset = 0;
@@ -49,13 +59,10 @@ function send(line) {
       offset += writeSync(OUT_FD, buf, offset, buf.length - offset);
     } catch (err) {
       if (err.code !== 'EAGAIN') return lostSluice(err);
-      const rest = buf.subarray(offset);
-      asyncOut = import('node:net').then(({ Socket }) => {
-        const socket = new Socket({ fd: OUT_FD, readable: false, writable: true });
-        socket.on('error', lostSluice);
-        socket.write(rest);
-        return socket;
-      });
+      const { Socket } = require('node:net');
+      outSocket = new Socket({ fd: OUT_FD, readable: false, writable: true });
+      outSocket.on('error', lostSluice);
+      outSocket.write(buf.subarray(offset));
       return;
     }
   }
@@ -109,7 +116,26 @@ for (const [method, level] of Object.entries(CONSOLE_LEVELS)) {
   };
 }
 
-// ---- handler loading ----
+// stdin belongs to the protocol: code in the handler that reads process.stdin gets an empty stream.
+const processStdin = Object.getOwnPropertyDescriptor(process, 'stdin').get;
+let emptyStdin;
+Object.defineProperty(process, 'stdin', {
+  configurable: true,
+  enumerable: true,
+  get: () => (emptyStdin ??= require('node:stream').Readable.from([])),
+});
+
+// ---- loading code ----
+
+/** A module by absolute path, ES module or CommonJS: require() where it can, import() where it must. */
+async function loadModule(file) {
+  try {
+    return require(file);
+  } catch (err) {
+    if (err?.code !== 'ERR_REQUIRE_ESM' && err?.code !== 'ERR_REQUIRE_ASYNC_MODULE') throw err;
+  }
+  return import(pathToFileURL(file).href);
+}
 
 async function loadHandler(spec) {
   const dot = spec.lastIndexOf('.');
@@ -125,7 +151,7 @@ async function loadHandler(spec) {
     err.name = 'ModuleNotFoundError';
     throw err;
   }
-  const mod = await import(pathToFileURL(resolve(file)).href);
+  const mod = await loadModule(resolve(file));
   // CommonJS modules whose exports node cannot detect statically expose them on the default export.
   const fn = typeof mod[name] === 'function' ? mod[name] : mod.default?.[name];
   if (typeof fn !== 'function') throw new TypeError(`${file} does not export a function named "${name}"`);
@@ -144,7 +170,7 @@ async function init(msg) {
     handler = await loadHandler(String(msg.handler));
   } catch (err) {
     send(`{"type":"init_error","error":${quote(errorOf(err))}}\n`);
-    await exit(1);
+    exit(1);
     return;
   }
   state = 'ready';
@@ -188,12 +214,12 @@ class Context {
   }
 }
 
-/** ctx.storage: the same methods as the client, which is imported when the first one is called. */
+/** ctx.storage: the client's methods, the client itself loaded when the first one is called. */
 function lazyStorage(config) {
   let client;
   const load = () =>
     (client ??= config?.socket
-      ? import('./storage.mjs').then((m) => m.createStorage(config))
+      ? loadModule(join(__dirname, 'storage.mjs')).then((m) => m.createStorage(config))
       : Promise.reject(new Error('this activation was given no storage API')));
   const facade = {};
   for (const method of STORAGE_METHODS) facade[method] = async (...args) => (await load())[method](...args);
@@ -276,9 +302,11 @@ function receive(line) {
   }
 }
 
-/** Chunks of the line not yet ended by a newline; lines of many megabytes arrive in many chunks. */
+/** Pieces of the line not yet ended by a newline; a line of many megabytes arrives in many reads. */
 let partial = [];
-process.stdin.on('data', (chunk) => {
+
+/** Handles one chunk of stdin. */
+function onInput(chunk) {
   let start = 0;
   let nl;
   while ((nl = chunk.indexOf(10, start)) !== -1) {
@@ -292,32 +320,45 @@ process.stdin.on('data', (chunk) => {
     if (line.length > 0) receive(line);
   }
   if (start < chunk.length) partial.push(chunk.subarray(start));
-});
-process.stdin.on('end', () => {
+}
+
+function onInputEnd(err) {
+  if (inputEnded) return;
+  if (err) writeStderr(`sluice runtime: stdin failed (${err.code ?? err.message}); finishing`);
   if (partial.length > 0) receive(Buffer.concat(partial.splice(0)));
-  stdinEnded = true;
+  inputEnded = true;
   exitIfDone();
-});
-// A broken stdin can carry no further calls: treat it like EOF.
-process.stdin.on('error', (err) => {
-  writeStderr(`sluice runtime: stdin failed (${err.code ?? err.message}); finishing`);
-  stdinEnded = true;
-  exitIfDone();
-});
+}
+
+/** Reads stdin: a pipe or socket directly through net (what process.stdin would build, minus its setup). */
+function openInput() {
+  let input;
+  try {
+    const kind = fstatSync(IN_FD);
+    input =
+      kind.isFIFO() || kind.isSocket()
+        ? new (require('node:net').Socket)({ fd: IN_FD, readable: true, writable: false })
+        : processStdin.call(process); // a file or terminal, when someone runs the runtime by hand
+  } catch (err) {
+    onInputEnd(err);
+    return;
+  }
+  input.on('data', onInput);
+  input.on('end', () => onInputEnd());
+  input.on('error', onInputEnd);
+}
+openInput();
 
 // ---- shutdown ----
 
 /** On EOF of stdin: once the handler is loaded and every call answered, exit even if timers remain. */
 function exitIfDone() {
-  if (stdinEnded && inFlight === 0 && state !== 'loading') void exit(0);
+  if (inputEnded && inFlight === 0 && state !== 'loading') exit(0);
 }
 
-async function exit(code) {
+function exit(code) {
   if (exiting) return;
   exiting = true;
-  if (asyncOut) {
-    const socket = await asyncOut;
-    await new Promise((done) => socket.end(done));
-  }
-  process.exit(code);
+  if (outSocket) outSocket.end(() => process.exit(code));
+  else process.exit(code);
 }
