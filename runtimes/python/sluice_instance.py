@@ -1,20 +1,21 @@
 """The sluice python runtime: hosts one function version as a warm instance speaking instance protocol v1
 (docs/function-protocol.md). Messages from sluice arrive as NDJSON on stdin; answers leave as NDJSON on
-fd 3; print() and ctx.log inside a handler become `log` messages of its activation.
+fd 3; print() and ctx.log inside a handler become `log` messages of its activation. Started through
+sluice_runtime.py.
 
-Cold start is measured against a bare interpreter, so startup imports only sys, os, json and the
-contextvars/io/_thread/time modules the interpreter has already loaded. threading comes in only for
-concurrency > 1, asyncio only for async handlers, traceback only for errors, the storage client only
-when a handler first touches ctx.storage. Stdlib only; python 3.8 or newer.
+Cold start is measured against a bare interpreter, so startup imports nothing the interpreter has not
+loaded already except the C halves of json and contextvars: the json package would pull in re, enum and
+functools, a third of a bare start. threading comes in only for concurrency > 1, asyncio only for async
+handlers, traceback only for errors, the storage client only when a handler first touches ctx.storage.
+Stdlib only; python 3.8 or newer.
 """
 
-import contextvars
 import io
-import json
 import os
 import sys
 import time
 import _thread
+from _contextvars import ContextVar  # what contextvars re-exports, without loading that module
 
 PROTOCOL = 1
 OUT_FD = 3
@@ -24,8 +25,59 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _REAL_STDERR_FD = 2
 
 # The activation whose handler code runs in this thread or asyncio task.
-_current = contextvars.ContextVar("sluice_activation", default=None)
+_current = ContextVar("sluice_activation", default=None)
 _out_lock = _thread.allocate_lock()
+
+
+# ---- JSON ----
+
+
+def _no_json_form(value):
+    raise TypeError("Object of type %s is not JSON serializable" % type(value).__name__)
+
+
+class _ScanOptions:
+    """What json.JSONDecoder hands its C scanner: plain JSON, control characters in strings refused."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}.__getitem__
+    memo = None
+
+
+try:
+    from _json import encode_basestring as _quote, make_encoder as _make_encoder, make_scanner as _make_scanner
+
+    _scan = _make_scanner(_ScanOptions())
+    _make_encoder({}, _no_json_form, _quote, None, ":", ",", False, False, False)  # the signature json uses
+
+    def _loads(text):
+        text = text.strip(" \t\n\r")
+        try:
+            value, end = _scan(text, 0)
+        except StopIteration:
+            raise ValueError("no JSON value") from None
+        if end != len(text):
+            raise ValueError("extra data after the JSON value at %d" % end)
+        return value
+
+    def _json(value, allow_nan=False):
+        # A fresh markers dict per call: it tracks the containers being encoded to refuse cycles.
+        return "".join(_make_encoder({}, _no_json_form, _quote, None, ":", ",", False, False, allow_nan)(value, 0))
+
+except (ImportError, TypeError):  # not CPython, or its accelerator changed: the json package, slower to import
+    import json
+
+    _quote = json.dumps
+
+    def _loads(text):
+        return json.loads(text)
+
+    def _json(value, allow_nan=False):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=allow_nan)
 
 
 # ---- messages to sluice on fd 3 ----
@@ -50,8 +102,9 @@ def _send(line):
     try:
         data = line.encode("utf-8")
     except UnicodeEncodeError:
-        # A lone surrogate (from a surrogateescape'd file name, say) has no UTF-8 form; keep it escaped.
-        data = json.dumps(json.loads(line)).encode("ascii")
+        # A lone surrogate (a surrogateescape'd file name, say) has no UTF-8 form. It can only sit inside
+        # a JSON string, where backslashreplace's \udcxx is exactly JSON's escape for it.
+        data = line.encode("utf-8", "backslashreplace")
     with _out_lock:
         try:
             _write_all(OUT_FD, data + b"\n")
@@ -61,12 +114,8 @@ def _send(line):
             os._exit(1)
 
 
-def _dumps(value):
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
 def _send_log(activation_id, level, message):
-    _send('{"type":"log","id":%s,"level":"%s","message":%s}' % (_dumps(activation_id), level, _dumps(message)))
+    _send('{"type":"log","id":%s,"level":"%s","message":%s}' % (_quote(activation_id), level, _quote(message)))
 
 
 def _error_of(exc):
@@ -93,11 +142,11 @@ def _finite(value):
 
 def _result_json(value):
     try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return _json(value)
     except ValueError as exc:
         if "Out of range float" not in str(exc):
             raise
-    return json.dumps(_finite(value), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return _json(_finite(value))
 
 
 # ---- activations ----
@@ -136,11 +185,11 @@ class _Activation:
         except (TypeError, ValueError, RecursionError) as exc:
             self.fail(TypeError("the handler's result is not JSON-serializable: %s" % exc), with_stack=False)
             return
-        self._settle('{"type":"result","id":%s,"result":%s}' % (_dumps(self.id), body))
+        self._settle('{"type":"result","id":%s,"result":%s}' % (_quote(self.id), body))
 
     def fail(self, exc, with_stack=True):
         error = _error_of(exc) if with_stack else {"name": type(exc).__name__, "message": str(exc)}
-        self._settle('{"type":"error","id":%s,"error":%s}' % (_dumps(self.id), _dumps(error)))
+        self._settle('{"type":"error","id":%s,"error":%s}' % (_quote(self.id), _json(error)))
 
     def _settle(self, line):
         if self.done:
@@ -502,7 +551,7 @@ def _init(msg):
         else:
             runner = _Threads(concurrency)
     except BaseException as exc:  # a SyntaxError or SystemExit at import is an init failure too
-        _send('{"type":"init_error","error":%s}' % _dumps(_error_of(exc)))
+        _send('{"type":"init_error","error":%s}' % _json(_error_of(exc)))
         _exit(1)
     _send('{"type":"ready"}')
     return runner
@@ -571,9 +620,9 @@ def main():
     early = []  # invokes that arrived before init
     for line in _lines(proto_in):
         try:
-            msg = json.loads(line)
+            msg = _loads(line.decode("utf-8"))
             kind = msg.get("type") if isinstance(msg, dict) else None
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             _warn("ignoring a line that is not JSON (%s)" % exc)
             continue
         if kind == "invoke":
@@ -592,11 +641,14 @@ def main():
                 runner.submit(m)
             early = []
         else:
-            _warn("ignoring a message of unknown type %s" % json.dumps(kind))
+            _warn("ignoring a message of unknown type %s" % _json(kind, True))
     if runner is not None:
         runner.drain()
     _exit(0)
 
 
+
+
 if __name__ == "__main__":
+    # Started as a script: works, but only sluice_runtime.py lets this module come from __pycache__.
     main()
