@@ -13,14 +13,16 @@ import type { FromInstance, InitMessage, InvokeMessage } from '../src/functions/
 import { REPO_ROOT, authed, startServer, tempDir, type RunningServer } from './support/server.js';
 
 const FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'functions');
-const NODE_SHIM = join(REPO_ROOT, 'runtimes', 'node', 'instance.mjs');
+const NODE_SHIM = join(REPO_ROOT, 'runtimes', 'node', 'instance.cjs');
 const PYTHON_SHIM = join(REPO_ROOT, 'runtimes', 'python', 'sluice_runtime.py');
 const PYTHON = '/usr/bin/python3';
 const WAIT_MS = 20_000;
 
-/** Sets O_NONBLOCK on fd 3 and execs the rest of argv: the instance inherits a non-blocking fd 3. */
-const NONBLOCKING_FD3 =
-  'import fcntl, os, sys; fcntl.fcntl(3, fcntl.F_SETFL, fcntl.fcntl(3, fcntl.F_GETFL) | os.O_NONBLOCK); os.execv(sys.argv[1], sys.argv[1:])';
+/** Sets O_NONBLOCK on stdin and fd 3, then execs the rest of argv: the instance inherits both so. */
+const NONBLOCKING_PIPES =
+  'import fcntl, os, sys\n' +
+  'for fd in (0, 3): fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)\n' +
+  'os.execv(sys.argv[1], sys.argv[1:])';
 
 type Language = 'node' | 'python';
 type Answer = Extract<FromInstance, { type: 'result' | 'error' }>;
@@ -66,9 +68,9 @@ class Instance {
     });
   }
 
-  static start(language: Language, fixture: string, opts: { nonBlockingFd3?: boolean } = {}): Instance {
-    const argv = language === 'node' ? [process.execPath, NODE_SHIM] : [PYTHON, PYTHON_SHIM];
-    const [file, args] = opts.nonBlockingFd3 ? [PYTHON, ['-c', NONBLOCKING_FD3, ...argv]] : [argv[0]!, argv.slice(1)];
+  static start(language: Language, fixture: string, opts: { nonBlocking?: boolean; nodeEntry?: string } = {}): Instance {
+    const argv = language === 'node' ? [process.execPath, opts.nodeEntry ?? NODE_SHIM] : [PYTHON, PYTHON_SHIM];
+    const [file, args] = opts.nonBlocking ? [PYTHON, ['-c', NONBLOCKING_PIPES, ...argv]] : [argv[0]!, argv.slice(1)];
     return new Instance(file, args, join(FIXTURES, fixture));
   }
 
@@ -292,8 +294,8 @@ for (const language of ['node', 'python'] as const) {
       assert.deepEqual(await echo.close(), { code: 0, signal: null });
     });
 
-    test('a non-blocking fd 3 that fills up loses nothing', async () => {
-      const inst = Instance.start(language, `${language}-async`, { nonBlockingFd3: true });
+    test('a non-blocking stdin and fd 3 that fills up lose nothing', async () => {
+      const inst = Instance.start(language, `${language}-async`, { nonBlocking: true });
       await inst.ready('main.handler', { concurrency: 4 });
       // Stop reading so the socketpair fills and the instance meets EAGAIN mid-result.
       inst.fd3.pause();
@@ -339,7 +341,24 @@ for (const language of ['node', 'python'] as const) {
   });
 }
 
-describe('node runtime failures', () => {
+describe('node runtime specifics', () => {
+  test('CommonJS handlers, handlers with top-level await, and the ES module entry', async () => {
+    const inst = Instance.start('node', 'node-echo');
+    await inst.ready('legacy.handler');
+    assert.deepEqual(assertResult(await inst.call(7)), { commonjs: true, event: 7 });
+    await inst.close();
+
+    const tla = Instance.start('node', 'node-echo');
+    await tla.ready('tla.handler');
+    assert.equal(assertResult(await tla.call(null)), 'awaited at load');
+    await tla.close();
+
+    const esm = Instance.start('node', 'node-echo', { nodeEntry: join(REPO_ROOT, 'runtimes', 'node', 'instance.mjs') });
+    await esm.ready();
+    assert.deepEqual((assertResult(await esm.call('via mjs')) as { event: unknown }).event, 'via mjs');
+    assert.deepEqual(await esm.close(), { code: 0, signal: null });
+  });
+
   test('thrown and rejected errors, non-Error throws, results without JSON form; the instance lives on', async () => {
     const inst = Instance.start('node', 'node-throws');
     await inst.ready();
