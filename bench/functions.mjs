@@ -21,6 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { Readable } from 'node:stream';
 import { create as createTar } from 'tar';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -46,6 +47,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const { loadConfig } = await import(path.join(REPO, 'dist/src/config.js'));
 const { createCore, ensureAdminToken, createLogger } = await import(path.join(REPO, 'dist/src/app.js'));
 const { buildServer } = await import(path.join(REPO, 'dist/src/api/server.js'));
+const { treeRssBytes } = await import(path.join(REPO, 'dist/src/functions/process-tree.js'));
 
 // ------------------------------------------------------------------ bundles
 
@@ -196,7 +198,6 @@ async function httpRate(seconds, connections) {
 }
 
 const invoke = (name, input = {}) => core.invoker.invoke({ name, input, principal, blocking: true });
-const poolEmpty = (name) => core.invoker.poolStatus(name).every((p) => p.instances.length === 0);
 
 try {
   for (const [name, b] of Object.entries(BUNDLES)) {
@@ -209,9 +210,24 @@ try {
   const sandboxKind = core.invoker.sandboxKind;
   console.log(`sluice function benchmark — ${os.cpus().length} cores, node ${process.version}, sandbox ${sandboxKind}`);
 
+  // A second server without prewarmed instances, for cold starts that pay for the sandbox and the
+  // interpreter start (what a burst sees once the prewarmed instances are used up).
+  const freshDir = await mkdtemp(path.join(os.tmpdir(), 'sluice-bench-fresh-'));
+  const fresh = await createCore(
+    loadConfig({ dataDir: freshDir, port: 0, logLevel: 'warn', functions: { sandbox: CFG.sandbox, prewarm: 0 } }, {}),
+    createLogger('warn'),
+  );
+  const freshApp = await buildServer(fresh);
+  await freshApp.ready(); // the API socket ctx.storage uses; also starts the invoker
+  for (const name of ['cold-node', 'cold-python']) {
+    await fresh.functions.deploy(Readable.from(await pack(path.join(dataDir, 'src', name))), principal);
+  }
+
   // cold start vs bare interpreter, alternating
   const cold = { node: [], python: [] };
+  const coldFresh = { node: [], python: [] };
   const bare = { node: [], python: [] };
+  const prewarmedReady = (lang) => core.invoker.prewarmStatus().some((c) => c.runtime === lang && c.ready);
   for (let i = 0; i < CFG.coldRuns; i++) {
     bare.node.push(await timeSpawn(process.execPath, ['-e', '0']));
     bare.python.push(await timeSpawn(PYTHON, ['-c', '0']));
@@ -219,18 +235,29 @@ try {
       ['node', 'cold-node'],
       ['python', 'cold-python'],
     ]) {
-      while (!poolEmpty(fn)) await sleep(5);
-      const t0 = now();
-      const a = await invoke(fn);
-      if (a.status !== 'success' || !a.cold) throw new Error(`${fn}: expected a cold success, got ${JSON.stringify(a)}`);
-      cold[lang].push(a.result - t0);
+      for (const [server, into] of [
+        [core, cold],
+        [fresh, coldFresh],
+      ]) {
+        while (!server.invoker.poolStatus(fn).every((p) => p.instances.length === 0)) await sleep(5);
+        if (server === core) while (!prewarmedReady(lang)) await sleep(5);
+        const t0 = now();
+        const a = await server.invoker.invoke({ name: fn, input: {}, principal, blocking: true });
+        if (a.status !== 'success' || !a.cold) throw new Error(`${fn}: expected a cold success, got ${JSON.stringify(a)}`);
+        into[lang].push(a.result - t0);
+      }
     }
   }
+  await freshApp.close();
+  await fresh.close();
+  await rm(freshDir, { recursive: true, force: true });
   const coldRows = ['node', 'python'].map((lang) => ({
     lang,
     cold: median(cold[lang]),
+    coldFresh: median(coldFresh[lang]),
     bare: median(bare[lang]),
     ratio: median(cold[lang]) / median(bare[lang]),
+    ratioFresh: median(coldFresh[lang]) / median(bare[lang]),
   }));
 
   // warm latency, sequential
@@ -248,6 +275,12 @@ try {
     await post('/api/v1/functions/noop-node/invocations?result=true', {});
     overHttp.push(now() - t0);
   }
+
+  // memory of one warm node instance (the sandbox's processes included), after the calls above
+  const instanceRss = core.invoker
+    .poolStatus('noop-node')
+    .flatMap((p) => p.instances)
+    .map((i) => treeRssBytes(i.pid) / 2 ** 20);
 
   // throughput
   const tpInproc = await rate(CFG.seconds, CFG.inflight, async () => {
@@ -271,18 +304,21 @@ try {
       inProcess: { p50: pct(inproc, 50), p99: pct(inproc, 99) },
       http: { p50: pct(overHttp, 50), p99: pct(overHttp, 99) },
     },
+    warmNodeInstanceRssMiB: instanceRss,
     throughput: { inProcess: tpInproc, http: tpHttp, execRuntime: tpExec, spawnPerCall: tpSpawn },
   };
 
   console.log('\ncold start (scale from zero → handler entered) vs bare interpreter start, medians');
   for (const r of coldRows) {
     console.log(
-      `  ${r.lang.padEnd(7)} sluice ${fmt(r.cold).padStart(9)}   bare ${fmt(r.bare).padStart(9)}   ratio ${r.ratio.toFixed(2)}× (target ≤ 1.3×)`,
+      `  ${r.lang.padEnd(7)} prewarmed sandbox ${fmt(r.cold).padStart(9)} (${r.ratio.toFixed(2)}×)   ` +
+        `fresh sandbox ${fmt(r.coldFresh).padStart(9)} (${r.ratioFresh.toFixed(2)}×)   bare ${fmt(r.bare).padStart(9)}   (target ≤ 1.3×)`,
     );
   }
   console.log('\nwarm no-op call latency (sequential)');
   console.log(`  in-process  p50 ${fmt(results.warm.inProcess.p50)}  p99 ${fmt(results.warm.inProcess.p99)}   (target p50 ≤ 1 ms)`);
   console.log(`  HTTP API    p50 ${fmt(results.warm.http.p50)}  p99 ${fmt(results.warm.http.p99)}`);
+  console.log(`  warm node instance RSS ${instanceRss.map((m) => m.toFixed(1) + ' MiB').join(', ')}   (target ≤ 40 MB)`);
   console.log('\nthroughput, no-op calls/s');
   console.log(`  warm node, in-process (${CFG.inflight} in flight)   ${tpInproc.perSecond.toFixed(0).padStart(7)}   (target ≥ 5,000)`);
   console.log(

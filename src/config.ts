@@ -47,6 +47,8 @@ export interface FunctionsConfig {
   blockingTimeoutSeconds: number;
   /** Finished activations older than this are pruned. */
   activationRetentionHours: number;
+  /** Sandboxed node and python instances kept started ahead of need, per runtime (0: none). */
+  prewarm: number;
 }
 
 export const defaultConfig = (): Config => ({
@@ -74,6 +76,7 @@ export const defaultConfig = (): Config => ({
     maxBundleBytes: 100 * 1024 * 1024,
     blockingTimeoutSeconds: 60,
     activationRetentionHours: 24 * 7,
+    prewarm: 1,
   },
 });
 

@@ -29,6 +29,30 @@ after(async () => {
   await server.stop();
 });
 
+/** Waits for a prewarmed instance of `runtime` and returns its pid. */
+async function prewarmedPid(runtime: string): Promise<number> {
+  const until = Date.now() + 15_000;
+  for (;;) {
+    const cell = server.core!.invoker.prewarmStatus().find((c) => c.runtime === runtime && c.ready);
+    if (cell?.pid) return cell.pid;
+    if (Date.now() > until) throw new Error(`no prewarmed ${runtime} instance: ${JSON.stringify(server.core!.invoker.prewarmStatus())}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test('a cold start adopts a prewarmed sandbox that shows only this function’s bundle', async () => {
+  const cellPid = await prewarmedPid('node');
+  const a = await call(server, 'probe-sandbox', { paths: [join(server.dataDir, 'admin.token')], port });
+  assert.equal(a.status, 'success', JSON.stringify(a.error));
+  assert.equal(a.cold, true);
+  const pool = server.core!.invoker.poolStatus('probe-sandbox')[0]!;
+  assert.equal(pool.instances.find((i) => i.id === a.instance)?.pid, cellPid, 'the call ran in the prewarmed process');
+  assert.deepEqual(a.result.ownBundle, ['main.mjs', 'sluice.function.json']);
+  assert.equal(a.result.files[join(server.dataDir, 'admin.token')], 'ENOENT');
+  const replacement = await prewarmedPid('node');
+  assert.notEqual(replacement, cellPid, 'a new prewarmed instance replaces the adopted one');
+});
+
 test('a function cannot read the data directory, the token file or another bundle, nor open a connection', async () => {
   const other = await server.core!.functions.resolve('derive-node');
   const otherBundle = server.core!.functions.bundleDir(other);

@@ -7,7 +7,7 @@ import type { Launch } from './sandbox.js';
 import { killTree, treeRssBytes } from './process-tree.js';
 import { LogCollector, OutputTail } from './log-collector.js';
 import { LineSplitter } from './line-splitter.js';
-import type { CallOutcome } from './instance.js';
+import { passEnvironment, type CallOutcome } from './instance.js';
 import type { ActivationError, Manifest } from './types.js';
 
 const MEMORY_POLL_MS = 50;
@@ -20,7 +20,13 @@ export function runExecCall(launch: Launch, event: unknown, limits: Manifest['li
     let outBytes = 0;
     let failure: ActivationError | undefined;
 
-    const proc = spawn(launch.file, launch.args, { cwd: launch.cwd, env: launch.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const proc = spawn(launch.file, launch.args, {
+      cwd: launch.cwd,
+      env: launch.env,
+      stdio: ['pipe', 'pipe', 'pipe', 'ignore', 'pipe'],
+      detached: true,
+    });
+    passEnvironment(proc, launch);
     const kill = (reason: ActivationError) => {
       failure ??= reason;
       if (proc.pid !== undefined) killTree(proc.pid, 'SIGKILL');
@@ -42,7 +48,7 @@ export function runExecCall(launch: Launch, event: unknown, limits: Manifest['li
       }
     }, MEMORY_POLL_MS);
 
-    proc.stdout.on('data', (chunk: Buffer) => {
+    proc.stdout!.on('data', (chunk: Buffer) => {
       if (failure) return;
       outBytes += chunk.length;
       if (outBytes > limits.maxOutputBytes) {
@@ -59,9 +65,9 @@ export function runExecCall(launch: Launch, event: unknown, limits: Manifest['li
       },
       overflow: (head) => logs.add(`${new Date().toISOString()} stderr: ${head} [line cut]`),
     });
-    proc.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-    proc.stdin.on('error', () => undefined); // a process that does not read its input is its own business
-    proc.stdin.end(JSON.stringify(event));
+    proc.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk));
+    proc.stdin!.on('error', () => undefined); // a process that does not read its input is its own business
+    proc.stdin!.end(JSON.stringify(event));
 
     let spawnError: Error | undefined;
     proc.on('error', (err) => (spawnError = err));

@@ -21,6 +21,14 @@ interface Call {
   resolve(outcome: CallOutcome): void;
 }
 
+/** Writes a launch's environment to the fd the sandbox reads it from (see runtimes.ENV_FD). */
+export function passEnvironment(proc: ChildProcess, launch: Launch): void {
+  const fd = proc.stdio[4] as Writable | null | undefined;
+  if (!fd) return;
+  fd.on('error', () => undefined);
+  fd.end(launch.envFdData ?? Buffer.alloc(0));
+}
+
 export type InstanceState = 'starting' | 'ready' | 'stopping' | 'dead';
 
 /** Room for the envelope around a result ({"type":"result","id":…}) on top of maxOutputBytes. */
@@ -28,12 +36,14 @@ const ENVELOPE_BYTES = 4096;
 const MEMORY_POLL_BUSY_MS = 50;
 const MEMORY_POLL_IDLE_MS = 1000;
 const STOP_GRACE_MS = 2000;
+const OUT_OF_MEMORY_RE = /heap out of memory|Fatal process out of memory|MemoryError|Cannot allocate memory|std::bad_alloc/;
 const RESULT_HEAD_RE = /^\{"type":"(result|error|log)","id":"([0-9a-f]{32})"/;
 
 export interface InstanceOptions {
   id: string;
   launch: Launch;
-  init: InitMessage;
+  /** Absent for a prewarmed instance (a stem cell) that waits to be adopted by a function. */
+  init?: InitMessage;
   limits: Manifest['limits'];
   log: Logger;
   /** Called once when the process is gone, whatever the reason. */
@@ -43,7 +53,8 @@ export interface InstanceOptions {
 export class Instance {
   readonly id: string;
   state: InstanceState = 'starting';
-  readonly spawnedAt = Date.now();
+  /** When the process was started, or adopted from the prewarmed ones: the start a cold call waits for. */
+  spawnedAt = Date.now();
   readyAt = 0;
   /** When the last call ended (or the instance became ready). */
   idleSince = Date.now();
@@ -55,13 +66,18 @@ export class Instance {
 
   private readonly proc: ChildProcess;
   private readonly calls = new Map<string, Call>();
-  private readonly limits: Manifest['limits'];
+  private limits: Manifest['limits'];
   private readonly log: Logger;
+  private readonly control: LineSplitter;
+  private onExit: (instance: Instance) => void;
   private memoryTimer: NodeJS.Timeout | undefined;
   /** Why the process is being killed, to report instead of a bare exit. */
   private killReason: ActivationError | undefined;
   private exited = false;
   private corked = false;
+  private initSent = false;
+  /** The runtime said it ran out of memory (V8's heap limit, a failed allocation) before it died. */
+  private sawOutOfMemory = false;
   private initError: ActivationError | undefined;
   /** Output no call can be named for (printed between calls, or with several in flight). */
   private readonly unattributed = new OutputTail(20);
@@ -72,13 +88,15 @@ export class Instance {
     this.id = opts.id;
     this.limits = opts.limits;
     this.log = opts.log;
+    this.onExit = opts.onExit;
     this.proc = spawn(opts.launch.file, opts.launch.args, {
       cwd: opts.launch.cwd,
       env: opts.launch.env,
-      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
       // Its own process group, so a kill reaches everything the function started.
       detached: true,
     });
+    passEnvironment(this.proc, opts.launch);
     let resolveReady!: () => void;
     let rejectReady!: (e: ActivationError) => void;
     this.ready = new Promise<void>((res, rej) => {
@@ -89,10 +107,10 @@ export class Instance {
     // Nobody may be awaiting `ready` when it fails (the pool learns of it from onExit too).
     this.ready.catch(() => undefined);
 
-    const control = new LineSplitter(opts.limits.maxOutputBytes + ENVELOPE_BYTES, {
+    const control = (this.control = new LineSplitter(opts.limits.maxOutputBytes + ENVELOPE_BYTES, {
       line: (text) => this.onMessage(text, resolveReady, rejectReady),
       overflow: (head, bytes) => this.onOverflow(head, bytes),
-    });
+    }));
     const fd3 = this.proc.stdio[3] as Readable;
     fd3.on('data', (chunk: Buffer) => control.push(chunk));
     fd3.on('error', () => undefined);
@@ -112,11 +130,29 @@ export class Instance {
     });
     this.proc.on('exit', (code, signal) => {
       this.exited = true;
+      // Never became ready: whoever waits for it learns why (a rejection after ready is a no-op).
+      if (this.readyAt === 0) rejectReady(this.initError ?? this.exitError(code, signal, 'INIT_FAILED'));
       this.onProcessExit(code, signal);
-      if (this.state === 'starting') rejectReady(this.initError ?? this.exitError(code, signal, 'INIT_FAILED'));
     });
-    this.send(opts.init);
+    if (opts.init) this.send(opts.init);
     this.watchMemory();
+  }
+
+  /** True while this is a prewarmed instance no function has adopted yet. */
+  get unadopted(): boolean {
+    return this.state === 'starting' && !this.initSent;
+  }
+
+  /**
+   * Binds a prewarmed instance to a function: its limits, its exit handler, and the init message
+   * that loads its handler. The cold start it saves is everything up to here.
+   */
+  adopt(init: InitMessage, limits: Manifest['limits'], onExit: (instance: Instance) => void): void {
+    this.limits = limits;
+    this.control.maxLineBytes = limits.maxOutputBytes + ENVELOPE_BYTES;
+    this.onExit = onExit;
+    this.spawnedAt = Date.now();
+    this.send(init);
   }
 
   get pid(): number | undefined {
@@ -156,10 +192,13 @@ export class Instance {
   kill(reason: ActivationError): void {
     if (this.exited) return;
     this.killReason ??= reason;
+    // No new call may be handed to it between now and the exit event.
+    if (this.state === 'ready' || this.state === 'starting') this.state = 'stopping';
     if (this.proc.pid !== undefined) killTree(this.proc.pid, 'SIGKILL');
   }
 
   private send(msg: InitMessage | InvokeMessage): void {
+    if (msg.type === 'init') this.initSent = true;
     // Calls handed over in one tick leave in one write: under load that is one syscall, not one each.
     if (!this.corked) {
       this.corked = true;
@@ -243,6 +282,7 @@ export class Instance {
   private onOutput(stream: 'stdout' | 'stderr', text: string): void {
     const line = `${new Date().toISOString()} ${stream}: ${text}`;
     this.recentOutput.add(line);
+    if (OUT_OF_MEMORY_RE.test(text)) this.sawOutOfMemory = true;
     // Raw output cannot name its call; with one call in flight it is that call's.
     if (this.calls.size === 1) this.calls.values().next().value!.logs.add(line);
     else this.unattributed.add(line);
@@ -302,7 +342,7 @@ export class Instance {
   private exitError(code: number | null, signal: NodeJS.Signals | null, fallback: ActivationErrorCode): ActivationError {
     if (this.killReason) return this.killReason;
     const tail = this.recentOutput.lines().slice(-5);
-    if (tail.some((l) => /heap out of memory|MemoryError|Cannot allocate memory|std::bad_alloc/.test(l))) {
+    if (this.sawOutOfMemory) {
       return { code: 'MEMORY_LIMIT', message: `instance ran out of memory (limits.memoryMb ${this.limits.memoryMb} MiB)` };
     }
     const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
@@ -323,7 +363,7 @@ export class Instance {
     if (!wasStopping && !this.killReason && code !== 0) {
       this.log.warn({ instance: this.id, code, signal }, 'instance exited unexpectedly');
     }
-    this.opts.onExit(this);
+    this.onExit(this);
     this.markGone();
   }
 }

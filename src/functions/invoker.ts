@@ -13,6 +13,7 @@ import type { FunctionRegistry } from './registry.js';
 import { InstancePool, type CallRun, type PoolStatus } from './pool.js';
 import { instanceSpec, insideSocket, type RuntimeHost } from './runtimes.js';
 import type { Sandbox } from './sandbox.js';
+import { StemCells } from './stem-cells.js';
 import type { Activation, ActivationError, ActivationId, FunctionVersion, InvokeMessage } from './types.js';
 import { PROTOCOL_VERSION } from './types.js';
 
@@ -88,9 +89,16 @@ export class Invoker {
   private readonly host: RuntimeHost;
   private closing = false;
   private prune: NodeJS.Timeout | undefined;
+  private readonly cells: StemCells;
 
   constructor(private readonly deps: InvokerDeps) {
     this.host = { sandbox: deps.sandbox, config: deps.config.functions, apiSocket: deps.apiSocket };
+    this.cells = new StemCells({
+      host: this.host,
+      cellsDir: join(deps.config.dataDir, 'run', 'cells'),
+      perRuntime: deps.config.functions.prewarm,
+      log: deps.log.child({ part: 'prewarm' }),
+    });
     deps.registry.on('removed', ({ name, version }: { name: string; version?: string }) => {
       for (const [key, pool] of this.pools) {
         if (pool.version.name === name && (version === undefined || pool.version.version === version)) {
@@ -110,6 +118,7 @@ export class Invoker {
     for (const n of names) {
       const versions = await this.deps.registry.versions(n).catch(() => [] as FunctionVersion[]);
       const aliased = new Set(versions.filter((v) => v.aliases.length > 0).map((v) => v.version));
+      for (const v of versions) if (aliased.has(v.version)) this.cells.want(v.manifest.runtime);
       for (const v of versions) if (aliased.has(v.version) && v.manifest.scaling.min > 0) this.poolFor(v);
       for (const pool of this.pools.values()) {
         if (pool.version.name !== n) continue;
@@ -124,6 +133,7 @@ export class Invoker {
 
   /** Re-runs accepted calls a previous process left behind; warms functions with scaling.min > 0. */
   async start(): Promise<void> {
+    await this.cells.init();
     for (const a of this.deps.store.unfinished()) await this.recover(a);
     await this.warmAliased();
     this.deps.registry.on('changed', ({ name }) => {
@@ -223,6 +233,10 @@ export class Invoker {
     return this.deps.sandbox.kind;
   }
 
+  prewarmStatus(): ReturnType<StemCells['status']> {
+    return this.cells.status();
+  }
+
   poolStatus(name?: string): PoolStatus[] {
     return [...this.pools.values()].filter((p) => name === undefined || p.version.name === name).map((p) => p.status());
   }
@@ -234,6 +248,7 @@ export class Invoker {
       [...this.pools.values()].map((p) => p.close({ code: 'CANCELLED', message: 'the server shut down before the call ran' })),
     );
     this.pools.clear();
+    await this.cells.close();
     this.deps.store.flush();
   }
 
@@ -259,8 +274,10 @@ export class Invoker {
           version: v.version,
           handler: v.manifest.handler,
           concurrency: v.manifest.scaling.concurrency,
-          env: v.manifest.env,
+          // Also in the spawn environment; repeated here for prewarmed instances, which learn whose they are at init.
+          env: { ...v.manifest.env, SLUICE_FUNCTION: v.name, SLUICE_VERSION: v.version },
         },
+        takePrewarmed: (init, onExit) => this.cells.take(v, bundleDir, init, onExit),
         maxQueued: this.deps.config.functions.maxQueuedPerFunction,
         log: this.deps.log.child({ function: v.name, seq: v.seq }),
       });

@@ -18,7 +18,8 @@ export class LineSplitter {
   private skipping = -1;
 
   constructor(
-    private readonly maxLineBytes: number,
+    /** May be changed between lines (an instance adopted by a function takes that function's limit). */
+    public maxLineBytes: number,
     private readonly on: LineHandlers,
   ) {}
 

@@ -54,6 +54,8 @@ export interface PoolOptions {
   init: Omit<InitMessage, 'type'>;
   maxQueued: number;
   log: Logger;
+  /** A prewarmed instance adopted for this version, when one fits (see stem-cells.ts). */
+  takePrewarmed?: (init: InitMessage, onExit: (i: Instance) => void) => Promise<Instance | undefined>;
 }
 
 const newInstanceId = (): string => randomBytes(6).toString('hex');
@@ -67,6 +69,8 @@ export class InstancePool {
   private closed = false;
   /** exec runtime: processes running now (each is one call). */
   private execRunning = 0;
+  /** Instances being obtained (a prewarmed one being adopted, or about to be spawned). */
+  private pendingStarts = 0;
 
   constructor(private readonly opts: PoolOptions) {
     this.version = opts.version;
@@ -141,7 +145,7 @@ export class InstancePool {
 
   /** True when the pool holds nothing: no instance, no queued or running call. */
   get empty(): boolean {
-    return this.instances.size === 0 && this.queue.length === 0 && this.execRunning === 0;
+    return this.instances.size === 0 && this.queue.length === 0 && this.execRunning === 0 && this.pendingStarts === 0;
   }
 
   /** Stops every instance and fails the queued calls; resolves once the processes are gone. */
@@ -171,7 +175,7 @@ export class InstancePool {
       queued: this.queue.length,
       inFlight: list.reduce((n, i) => n + i.inFlight, 0),
       ready: list.filter((i) => i.state === 'ready').length,
-      starting: list.filter((i) => i.state === 'starting').length,
+      starting: list.filter((i) => i.state === 'starting').length + this.pendingStarts,
       concurrency: this.scaling.concurrency,
       min: this.minInstances,
       max: this.scaling.max,
@@ -192,39 +196,52 @@ export class InstancePool {
 
   private startInstance(): void {
     const id = newInstanceId();
+    const init: InitMessage = { type: 'init', ...this.opts.init };
+    const onExit = (i: Instance) => {
+      this.instances.delete(i.id);
+      this.opts.log.debug({ instance: i.id, served: i.callsServed }, 'instance gone');
+      // Replace it if calls still wait (or min says so).
+      setImmediate(() => this.pump());
+    };
+    this.pendingStarts++;
+    void (this.opts.takePrewarmed?.(init, onExit) ?? Promise.resolve(undefined))
+      .catch((err: unknown) => {
+        this.opts.log.warn({ err }, 'prewarmed instance unusable; starting a fresh one');
+        return undefined;
+      })
+      .then((prewarmed) => {
+        this.pendingStarts--;
+        const instance = prewarmed ?? this.spawnInstance(id, init, onExit);
+        if (!instance) return;
+        this.instances.set(instance.id, instance);
+        this.coldStarts++;
+        if (this.closed) instance.stop();
+        instance.ready.then(
+          () => {
+            this.opts.log.debug(
+              { instance: instance.id, ms: instance.readyAt - instance.spawnedAt, prewarmed: !!prewarmed },
+              'instance ready',
+            );
+            this.pump();
+          },
+          (error: ActivationError) => {
+            this.opts.log.warn({ instance: instance.id, error: error.message }, 'instance failed to start');
+            // The calls waiting would only start another instance that fails the same way.
+            this.failQueued(error);
+          },
+        );
+      });
+  }
+
+  private spawnInstance(id: string, init: InitMessage, onExit: (i: Instance) => void): Instance | undefined {
     let launch: Launch;
     try {
       launch = this.opts.launch(id);
     } catch (e) {
       this.failQueued({ code: 'INIT_FAILED', message: `could not prepare the instance: ${(e as Error).message}` });
-      return;
+      return undefined;
     }
-    const instance = new Instance({
-      id,
-      launch,
-      init: { type: 'init', ...this.opts.init },
-      limits: this.version.manifest.limits,
-      log: this.opts.log,
-      onExit: (i) => {
-        this.instances.delete(i.id);
-        this.opts.log.debug({ instance: i.id, served: i.callsServed }, 'instance gone');
-        // Replace it if calls still wait (or min says so).
-        setImmediate(() => this.pump());
-      },
-    });
-    this.instances.set(id, instance);
-    this.coldStarts++;
-    instance.ready.then(
-      () => {
-        this.opts.log.debug({ instance: id, ms: instance.readyAt - instance.spawnedAt }, 'instance ready');
-        this.pump();
-      },
-      (error: ActivationError) => {
-        this.opts.log.warn({ instance: id, error: error.message }, 'instance failed to start');
-        // The calls waiting would only start another instance that fails the same way.
-        this.failQueued(error);
-      },
-    );
+    return new Instance({ id, launch, init, limits: this.version.manifest.limits, log: this.opts.log, onExit });
   }
 
   private failQueued(error: ActivationError): void {

@@ -9,6 +9,9 @@ import { PROTOCOL_VERSION, type FunctionVersion, type InvokeMessage } from './ty
 /** The shipped runtime shims (runtimes/node, runtimes/python) at the package root. */
 export const RUNTIMES_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'runtimes');
 
+/** The fd on which a launch's environment is handed to the sandbox (after stdio and the protocol's fd 3). */
+export const ENV_FD = 4;
+
 const INSIDE = { bundle: '/fn', runtimes: '/opt/sluice/runtimes', socket: '/run/sluice/api.sock' };
 
 export interface RuntimeHost {
@@ -47,12 +50,12 @@ export function instanceSpec(host: RuntimeHost, v: FunctionVersion, bundleDir: s
         host.config.node,
         `--max-old-space-size=${m.limits.memoryMb}`,
         '--max-semi-space-size=1',
-        join(runtimes, 'node', 'instance.mjs'),
+        join(runtimes, 'node', 'instance.cjs'),
       ];
       break;
     case 'python':
       env.PYTHONDONTWRITEBYTECODE = '1';
-      argv = [host.config.python, '-s', join(runtimes, 'python', 'sluice_runtime.py')];
+      argv = [host.config.python, '-s', join(runtimes, 'python', 'sluice_instance.py')];
       break;
     case 'custom':
     case 'exec':
@@ -69,6 +72,9 @@ export function instanceSpec(host: RuntimeHost, v: FunctionVersion, bundleDir: s
     bundleDir,
     argv,
     env,
+    // The environment (manifest values, an exec call's token) reaches bwrap through a pipe, not on
+    // its command line, which every local user can read in /proc.
+    envFd: ENV_FD,
     network: m.network,
     binds: [
       ...(m.runtime === 'node' || m.runtime === 'python' ? [{ host: RUNTIMES_DIR, inside: INSIDE.runtimes }] : []),
