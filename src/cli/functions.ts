@@ -3,7 +3,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { SluiceError } from '../errors.js';
-import { parseFunctionRef } from '../functions/refs.js';
+import type { FunctionRef } from '../functions/refs.js';
 import type { Activation, ActivationStatus, FunctionVersion } from '../functions/types.js';
 import type { FunctionDetail } from './client.js';
 import { withClient } from './connect.js';
@@ -11,6 +11,7 @@ import { formatSize, formatTime, printJson, printLine, printNote, printTable } f
 import { progressFor } from './progress.js';
 
 const ACTIVATION_STATUSES: readonly ActivationStatus[] = ['queued', 'running', 'success', 'error'];
+const ACTIVATION_ID_RE = /^[0-9a-f]{32}$/;
 
 /** Digests are long; 12 hex digits tell versions apart in practice and are accepted as references. */
 export const shortDigest = (digest: string): string => digest.slice(0, 12);
@@ -71,7 +72,7 @@ export function registerFunctionCommands(program: Command): void {
     .argument('<function>', 'NAME or NAME@REF (REF: alias, seq number or digest prefix)')
     .option('--json', 'print JSON')
     .action(async (target: string, opts: JsonOption, cmd: Command) => {
-      const { name, ref } = parseFunctionRef(target);
+      const { name, ref } = await parseRef(target);
       if (ref !== undefined) {
         const version = await withClient(cmd, (c) => c.functionVersion(name, ref));
         return opts.json ? printJson(version) : printVersion(version);
@@ -106,7 +107,7 @@ export function registerFunctionCommands(program: Command): void {
     .argument('<function>', 'NAME or NAME@REF')
     .option('--json', 'print what was removed as JSON')
     .action(async (target: string, opts: JsonOption, cmd: Command) => {
-      const { name, ref } = parseFunctionRef(target);
+      const { name, ref } = await parseRef(target);
       await withClient(cmd, (c) => c.removeFunction(name, ref));
       if (opts.json) return printJson({ removed: name, ...(ref !== undefined ? { version: ref } : {}) });
       printNote(ref === undefined ? `removed function ${name} and all its versions` : `removed ${name}@${ref}`);
@@ -140,11 +141,18 @@ export function registerFunctionCommands(program: Command): void {
     .option('--async', 'do not wait: print the activation id')
     .option('--json', 'print the whole activation as JSON')
     .action(async (target: string, opts: JsonOption & { data?: string; dataFile?: string; async?: boolean }, cmd: Command) => {
-      const { name, ref } = parseFunctionRef(target);
+      const { name, ref } = await parseRef(target);
       const event = await eventOf(opts);
       const answer = await withClient(cmd, (c) => c.invoke(name, ref, event, { blocking: !opts.async }));
       if (answer.kind === 'accepted') {
         if (opts.json) return printJson({ activationId: answer.activationId, status: answer.status, location: answer.location });
+        if (!opts.async) {
+          // The server stops waiting after functions.blockingTimeoutSeconds; the call goes on without us.
+          printNote(
+            `activation ${answer.activationId} is still ${answer.status} after the server's blocking timeout; ` +
+              `see sluice activations show ${answer.activationId}`,
+          );
+        }
         return printLine(answer.activationId);
       }
       const a = answer.activation;
@@ -196,7 +204,7 @@ export function registerFunctionCommands(program: Command): void {
   activations
     .command('show')
     .description('show one activation: cause, timings, input, result or error')
-    .argument('<id>', 'activation id')
+    .argument('<id>', 'activation id', parseActivationId)
     .option('--json', 'print JSON')
     .action(async (id: string, opts: JsonOption, cmd: Command) => {
       const a = await withClient(cmd, (c) => c.getActivation(id));
@@ -207,7 +215,7 @@ export function registerFunctionCommands(program: Command): void {
   activations
     .command('logs')
     .description('print the logs an activation wrote')
-    .argument('<id>', 'activation id')
+    .argument('<id>', 'activation id', parseActivationId)
     .option('--json', 'print JSON')
     .action(async (id: string, opts: JsonOption, cmd: Command) => {
       const { logs } = await withClient(cmd, (c) => c.activationLogs(id));
@@ -217,6 +225,15 @@ export function registerFunctionCommands(program: Command): void {
 }
 
 // ---- helpers -----------------------------------------------------------------------------------
+
+/**
+ * Loaded on use: refs.ts takes its name pattern from functions/types.ts, which builds the manifest's
+ * TypeBox schema as it loads (~150 ms), a cost every other command of the CLI should not pay.
+ */
+async function parseRef(target: string): Promise<FunctionRef> {
+  const { parseFunctionRef } = await import('../functions/refs.js');
+  return parseFunctionRef(target);
+}
 
 async function eventOf(opts: { data?: string; dataFile?: string }): Promise<unknown> {
   if (opts.data !== undefined && opts.dataFile !== undefined) throw new SluiceError('BAD_REQUEST', 'give --data or --data-file, not both');
@@ -293,10 +310,17 @@ function printFunction(f: FunctionDetail): void {
         .map(([alias, digest]) => `${alias} → ${shortDigest(digest)}`)
         .join(', '),
     ],
+    ['instances', f.pools.length === 0 ? 'none' : f.pools.map(poolSummary).join('; ')],
   ]);
   printLine('');
   printLine('latest:');
   printVersion(f.latest);
+}
+
+/** "@2: 1 ready, 0 starting, 1 busy, 0 queued (min 0, max 4, 3 started)" */
+function poolSummary(p: FunctionDetail['pools'][number]): string {
+  const counts = `${p.ready} ready, ${p.starting} starting, ${p.inFlight} busy, ${p.queued} queued`;
+  return `@${p.seq}: ${counts} (min ${p.min}, max ${p.max}, ${p.coldStarts} started)`;
 }
 
 function printActivation(a: Activation): void {
@@ -337,6 +361,13 @@ function parseStatus(value: string): ActivationStatus {
     throw new InvalidArgumentError(`expected one of ${ACTIVATION_STATUSES.join(', ')}`);
   }
   return value as ActivationStatus;
+}
+
+/** Checked here: the server's own refusal of a malformed id is a schema message about a pattern. */
+function parseActivationId(value: string): string {
+  if (!ACTIVATION_ID_RE.test(value))
+    throw new InvalidArgumentError('an activation id is 32 hex digits, as `sluice activations list` shows');
+  return value;
 }
 
 function parseLimit(value: string): number {
