@@ -45,17 +45,14 @@ export function instanceSpec(host: RuntimeHost, v: FunctionVersion, bundleDir: s
   let argv: string[];
   switch (m.runtime) {
     case 'node':
-      // The V8 heap limit makes an allocation runaway fail inside the instance, before the RSS watch has to kill it.
-      argv = [
-        host.config.node,
-        `--max-old-space-size=${m.limits.memoryMb}`,
-        '--max-semi-space-size=1',
-        join(runtimes, 'node', 'instance.cjs'),
-      ];
+      // No V8 flags: any flag makes node reject its built-in code cache, a fifth of its start. The
+      // memory limit is enforced by the instance's RSS watch instead of --max-old-space-size.
+      argv = [host.config.node, join(runtimes, 'node', 'instance.cjs')];
       break;
     case 'python':
       env.PYTHONDONTWRITEBYTECODE = '1';
-      argv = [host.config.python, '-s', join(runtimes, 'python', 'sluice_instance.py')];
+      // The entry imports sluice_instance, read from the __pycache__ that the build precompiles.
+      argv = [host.config.python, '-s', join(runtimes, 'python', 'sluice_runtime.py')];
       break;
     case 'custom':
     case 'exec':
