@@ -25,7 +25,10 @@ import { Invoker } from './functions/invoker.js';
 import { Sandbox } from './functions/sandbox.js';
 import { ActivationTokens } from './auth/activation-tokens.js';
 import { createHash } from 'node:crypto';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import { triggerMigrations } from './triggers/tables.js';
+import { SqliteTriggerStore } from './backends/sqlite/trigger-store.js';
+import { TriggerService } from './triggers/service.js';
 
 export interface Core {
   config: Config;
@@ -37,6 +40,7 @@ export interface Core {
   channels: ChannelService;
   functions: FunctionRegistry;
   invoker: Invoker;
+  triggers: TriggerService;
   /** The API's unix socket, for function instances (ctx.storage). */
   apiSocket: string;
   /** Stops background work and closes state; the HTTP server is closed by its owner first. */
@@ -67,6 +71,7 @@ export async function createCore(config: Config, log: Logger = createLogger(conf
     ...channelMigrations,
     ...functionMigrations,
     ...activationMigrations,
+    ...triggerMigrations,
   ]);
   const wal = config.fsync ? new WalSync(dbFile + '-wal') : undefined;
   await wal?.init();
@@ -102,6 +107,15 @@ export async function createCore(config: Config, log: Logger = createLogger(conf
     apiSocket,
     log: log.child({ domain: 'functions' }),
   });
+  const triggerStore = new SqliteTriggerStore(db);
+  const triggers = new TriggerService({
+    store: triggerStore,
+    eventLog,
+    namespace,
+    invoker,
+    source: `sluice://${hostname()}`,
+    log: log.child({ domain: 'triggers' }),
+  });
 
   const prune = setInterval(() => {
     void eventLog
@@ -121,10 +135,13 @@ export async function createCore(config: Config, log: Logger = createLogger(conf
     channels,
     functions,
     invoker,
+    triggers,
     apiSocket,
     async close() {
       clearInterval(prune);
+      await triggers.stop();
       await invoker.close();
+      triggerStore.flush();
       await channels.stop();
       await wal?.close();
       db.close();

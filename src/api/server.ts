@@ -14,6 +14,7 @@ import { eventsRoutes } from './routes/events.js';
 import { webdavDoor } from './routes/webdav.js';
 import { functionRoutes } from './routes/functions.js';
 import { invocationRoutes } from './routes/invocations.js';
+import { triggerRoutes } from './routes/triggers.js';
 import { openapiPlugin } from './openapi.js';
 
 /** Base URL for absolute links (Location headers, subscription URLs). */
@@ -85,6 +86,7 @@ export async function buildServer(core: Core) {
     });
     // Accepted calls left by a previous run may use ctx.storage: resume them once the socket is up.
     await core.invoker.start();
+    await core.triggers.start();
   });
   app.addHook('onClose', async () => {
     if (!socketServer) return;
@@ -99,6 +101,7 @@ export async function buildServer(core: Core) {
   await app.register(eventsRoutes, { prefix: '/api/v1', core });
   await app.register(functionRoutes, { prefix: '/api/v1', core });
   await app.register(invocationRoutes, { prefix: '/api/v1', core });
+  await app.register(triggerRoutes, { prefix: '/api/v1', core });
   await app.register(webdavDoor, { core });
   return app;
 }

@@ -26,6 +26,11 @@ export interface InvokeRequest {
   blocking: boolean;
   /** 'api' for direct calls; triggers and pipelines name themselves. */
   cause?: string;
+  /**
+   * For triggers and pipelines, which keep their own durable record of the work: wait for the end
+   * however long the call runs, and learn the activation id as soon as it exists.
+   */
+  untilDone?: { accepted(activation: Activation): void };
 }
 
 export interface InvokerDeps {
@@ -194,6 +199,10 @@ export class Invoker {
       }
       throw e;
     }
+    if (req.untilDone) {
+      req.untilDone.accepted(activation);
+      return waiter.promise;
+    }
     if (!req.blocking) return activation;
     const limitMs = this.deps.config.functions.blockingTimeoutSeconds * 1000;
     let timer: NodeJS.Timeout | undefined;
@@ -216,6 +225,11 @@ export class Invoker {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** An activation by id, without a permission check (for the domains that started it). */
+  find(id: string): Activation | undefined {
+    return this.deps.store.get(id);
   }
 
   get(id: string, principal: Principal): Activation {
