@@ -190,6 +190,12 @@ describe('triggers', () => {
       (await api(server, 'GET', '/triggers/after-derive')).body.deliveries.succeeded === 1 ? true : undefined,
     );
     assert.equal(await (await authed(server)('/incoming/d.raw.upper')).text(), 'PHOTONS\n');
+    // The derived file's event names the activation that wrote it: provenance starts there.
+    const derive = (await activationsOf(server, 'derive-node')).find((x: Json) => x.cause === 'trigger:derive');
+    const next = (await activationsOf(server, 'faults-node')).find((x: Json) => x.cause === 'trigger:after-derive');
+    const input = (await api(server, 'GET', `/activations/${next.id}`)).body.input;
+    assert.equal(input.subject, '/incoming/d.raw.upper');
+    assert.equal(input.data.activation, derive.id);
   });
 
   test('bad triggers are refused with the field named', async () => {

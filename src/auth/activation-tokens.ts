@@ -5,7 +5,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile, writeFile, chmod } from 'node:fs/promises';
 import { SluiceError } from '../errors.js';
-import { formatScope, parseScope, type Principal, type Scope } from './scopes.js';
+import { ACTIVATION_TOKEN_ID_PREFIX, formatScope, parseScope, type Principal, type Scope } from './scopes.js';
 
 export const ACTIVATION_TOKEN_PREFIX = 'sluice_act.';
 
@@ -58,7 +58,12 @@ export class ActivationTokens {
     // The MAC matched, so the payload is one we wrote.
     const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Claims;
     if (claims.exp <= now) throw new SluiceError('UNAUTHORIZED', 'activation token has expired');
-    return { subject: claims.sub, tokenId: `activation:${claims.act}`, scopes: claims.scopes.map(parseScope), expires: claims.exp };
+    return {
+      subject: claims.sub,
+      tokenId: `${ACTIVATION_TOKEN_ID_PREFIX}${claims.act}`,
+      scopes: claims.scopes.map(parseScope),
+      expires: claims.exp,
+    };
   }
 
   private sign(payload: string): string {

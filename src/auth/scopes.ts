@@ -13,6 +13,9 @@ export type Scope = { kind: StorageScopeKind; path: string } | { kind: PlainScop
 
 export type StorageAction = 'read' | 'create' | 'modify' | 'stage';
 
+/** Principals of activation tokens have token ids `activation:<activation id>`. */
+export const ACTIVATION_TOKEN_ID_PREFIX = 'activation:';
+
 export interface Principal {
   /** Who the token was issued to. */
   subject: string;

@@ -7,8 +7,9 @@ function facts(e: Entry): Record<string, unknown> {
 }
 
 /** A PUT: IN_CREATE when new, then open/modify/close-write, then the attribute update of the commit. */
-export function fileWritten(entry: Entry, created: boolean): NewStorageEvent[] {
-  const base = { path: entry.path, isDir: false, data: facts(entry) };
+export function fileWritten(entry: Entry, created: boolean, activation?: string): NewStorageEvent[] {
+  // A file a function wrote names the activation: derived data can be traced to what made it.
+  const base = { path: entry.path, isDir: false, data: { ...facts(entry), ...(activation ? { activation } : {}) } };
   const types = created
     ? (['IN_CREATE', 'IN_OPEN', 'IN_MODIFY', 'IN_CLOSE_WRITE', 'IN_ATTRIB'] as const)
     : (['IN_OPEN', 'IN_MODIFY', 'IN_CLOSE_WRITE', 'IN_ATTRIB'] as const);

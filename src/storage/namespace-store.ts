@@ -17,6 +17,8 @@ export interface NewFile {
   ifMatch?: string[];
   /** Called inside the transaction with the current entry, to veto overwrites (e.g. scope checks). */
   beforeOverwrite?: (current: Entry) => void;
+  /** The function activation that wrote it, for provenance (recorded in the file's events). */
+  activation?: string;
 }
 
 export interface CommitResult {

@@ -3,7 +3,7 @@
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { SluiceError } from '../errors.js';
-import { requireStorage, mayStorage, type Principal } from '../auth/scopes.js';
+import { ACTIVATION_TOKEN_ID_PREFIX, requireStorage, mayStorage, type Principal } from '../auth/scopes.js';
 import type { NamespaceStore, AttributeChange, CopyItem } from './namespace-store.js';
 import type { LocalStorageElement } from './local-se.js';
 import { ChecksumAccumulator } from './checksums.js';
@@ -138,6 +138,7 @@ export class Namespace {
         ...(opts.mustNotExist ? { mustNotExist: true } : {}),
         ...(opts.ifMatch ? { ifMatch: opts.ifMatch } : {}),
         beforeOverwrite: () => requireStorage(p, 'modify', path),
+        ...(p.tokenId.startsWith(ACTIVATION_TOKEN_ID_PREFIX) ? { activation: p.tokenId.slice(ACTIVATION_TOKEN_ID_PREFIX.length) } : {}),
       });
       await this.release(result.released);
       return { entry: result.entry, created: result.created };

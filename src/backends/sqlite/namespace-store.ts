@@ -272,7 +272,7 @@ export class SqliteNamespaceStore implements NamespaceStore {
       }
       this.q.insertReplica.run(id, f.replica.se, f.replica.location, 'AVAILABLE', now);
       const entry = toEntry(this.getRow(f.path)!);
-      events.push(...nsEvents.fileWritten(entry, !current));
+      events.push(...nsEvents.fileWritten(entry, !current, f.activation));
       return { entry, created: !current, released };
     });
   }
