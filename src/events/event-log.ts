@@ -11,6 +11,10 @@ export interface EventLog {
   oldest(): Promise<number>;
   /** Called with the new head after every commit that appended events. Returns an unsubscribe. */
   onAppend(listener: (head: EventId) => void): () => void;
+  /** The saved position of a named consumer (0 when it has none). */
+  position(consumer: string): Promise<number>;
+  /** Saves a named consumer's position (never moves it back). */
+  savePosition(consumer: string, position: number): Promise<void>;
   /** Drops events older than the given time (ms); returns how many. */
   prune(olderThan: number): Promise<number>;
 }

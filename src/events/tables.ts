@@ -19,4 +19,15 @@ export const eventLogMigrations: Migration[] = [
       CREATE INDEX events_time ON events (time);
     `,
   },
+  {
+    domain: 'events',
+    version: 2,
+    sql: `
+      -- Positions of the server's own log consumers (the catalogue indexer, …); triggers keep theirs with them.
+      CREATE TABLE consumer_positions (
+        name TEXT PRIMARY KEY,
+        position INTEGER NOT NULL
+      );
+    `,
+  },
 ];

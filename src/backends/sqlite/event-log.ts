@@ -29,6 +29,8 @@ export class SqliteEventLog implements EventLog {
   private readonly selectHead;
   private readonly selectOldest;
   private readonly deleteBefore;
+  private readonly selectPosition;
+  private readonly upsertPosition;
   private pendingHead = 0;
   private announcedHead = 0;
 
@@ -39,6 +41,18 @@ export class SqliteEventLog implements EventLog {
     this.selectHead = db.prepare("SELECT seq AS head FROM sqlite_sequence WHERE name = 'events'");
     this.selectOldest = db.prepare('SELECT MIN(id) AS oldest FROM events');
     this.deleteBefore = db.prepare('DELETE FROM events WHERE time < ?');
+    this.selectPosition = db.prepare('SELECT position FROM consumer_positions WHERE name = ?');
+    this.upsertPosition = db.prepare(
+      'INSERT INTO consumer_positions (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = MAX(position, excluded.position)',
+    );
+  }
+
+  async position(consumer: string): Promise<number> {
+    return (this.selectPosition.get(consumer) as { position: number } | undefined)?.position ?? 0;
+  }
+
+  async savePosition(consumer: string, position: number): Promise<void> {
+    this.upsertPosition.run(consumer, position);
   }
 
   /** Appends inside the caller's open transaction; call `committed()` after it commits. */
