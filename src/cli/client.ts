@@ -88,6 +88,10 @@ export interface ActivationFilter {
   limit?: number;
 }
 
+/** Catalogue records and lineage as the API returns them: the server's own types. */
+export type { CatalogRecord, LineageGraph, LineageDirection } from '../catalog/types.js';
+import type { CatalogRecord, LineageGraph, LineageDirection } from '../catalog/types.js';
+
 const CODE_OF_STATUS: Record<number, ErrorCode> = {
   400: 'BAD_REQUEST',
   401: 'UNAUTHORIZED',
@@ -507,6 +511,38 @@ export class SluiceClient {
 
   private functionUrl(name: string): string {
     return `/api/v1/functions/${encodeURIComponent(name)}`;
+  }
+
+  // --- catalogue ----------------------------------------------------------------------------
+
+  /** A record by id (rec_…) or by absolute path (the current record there, else the one deleted last). */
+  catalogRecord(idOrPath: string): Promise<CatalogRecord> {
+    return this.json(
+      'GET',
+      idOrPath.startsWith('/') ? `/api/v1/catalog/files${encodePath(idOrPath)}` : `/api/v1/catalog/records/${encodeURIComponent(idOrPath)}`,
+    );
+  }
+
+  /** Records matching a query (docs/catalog.md), newest first. */
+  searchCatalog(query: string, opts: { limit?: number; offset?: number } = {}): Promise<CatalogRecord[]> {
+    const params = new URLSearchParams({ q: query });
+    if (opts.limit !== undefined) params.set('limit', String(opts.limit));
+    if (opts.offset !== undefined) params.set('offset', String(opts.offset));
+    return this.json('GET', `/api/v1/catalog/search?${params.toString()}`);
+  }
+
+  /** The derivation graph around a file. */
+  catalogLineage(path: string, opts: { direction?: LineageDirection; depth?: number } = {}): Promise<LineageGraph> {
+    const params = new URLSearchParams();
+    if (opts.direction !== undefined) params.set('direction', opts.direction);
+    if (opts.depth !== undefined) params.set('depth', String(opts.depth));
+    const qs = params.toString();
+    return this.json('GET', `/api/v1/catalog/lineage${encodePath(path)}${qs === '' ? '' : `?${qs}`}`);
+  }
+
+  /** Merges metadata into a file's record under `key` (RFC 7396), or replaces the key's metadata. */
+  annotateRecord(path: string, key: string, metadata: Record<string, unknown>, opts: { replace?: boolean } = {}): Promise<CatalogRecord> {
+    return this.json('PATCH', `/api/v1/catalog/files${encodePath(path)}`, { key, metadata, ...(opts.replace ? { replace: true } : {}) });
   }
 
   // --- transport ----------------------------------------------------------------------------
