@@ -351,6 +351,14 @@ test('annotate through the API: storage.modify needed, RFC 7396 merge, replace, 
   assert.equal((res.body as CatalogRecord).type, 'raw');
   assert.equal((await patch('/a/raw/none.txt', { key: 'user', metadata: {} }, writer)).status, 404);
 
+  // Paths travel percent-encoded, segment by segment.
+  await put('/a/raw/my notes ü.txt', 'spaces');
+  res = await patch(encodeURI('/a/raw/my notes ü.txt'), { key: 'user', metadata: { kind: 'spaced' } }, writer);
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal((res.body as CatalogRecord).path, '/a/raw/my notes ü.txt');
+  assert.equal((await get(`/catalog/files${encodeURI('/a/raw/my notes ü.txt')}`, writer)).body.id, res.body.id);
+  assert.deepEqual(await search('kind:spaced', writer), ['/a/raw/my notes ü.txt']);
+
   assert.equal((await patch('/a/raw/notes.txt', { key: 'bad.key', metadata: {} }, writer)).status, 400);
   assert.equal((await patch('/a/raw/notes.txt', { key: 'user', metadata: [1] }, writer)).status, 400);
   assert.equal((await patch('/a/raw/notes.txt', { key: 'user' }, writer)).status, 400);

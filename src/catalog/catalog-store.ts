@@ -13,7 +13,7 @@ export interface NewFile {
   size: number;
   /** Normalized (types.ts normalizeChecksums). */
   checksums: Checksum[];
-  /** Milliseconds since the epoch; default: now for a new record, unchanged for an existing one. */
+  /** Milliseconds since the epoch; default now. An existing record keeps the earlier of its own and this. */
   created?: number;
 }
 
@@ -71,7 +71,7 @@ export interface CatalogStore {
   atPath(path: string): Promise<CatalogRecord | undefined>;
   /**
    * Creates the current record of a file or updates its size, checksums, owner and type; metadata
-   * stays. When the content changed (size or a checksum differs) and the update says `raw`, the
+   * stays, and `created` only moves earlier (a record made early from a stub learns the file's time). When the content changed (size or a checksum differs) and the update says `raw`, the
    * record's derivation no longer describes it and is dropped; a record with a derivation otherwise
    * stays `derived`.
    */

@@ -81,10 +81,14 @@ export function catalogStoreContract(name: string, open: () => Promise<CatalogSt
     assert.equal(b.size, 200);
     assert.deepEqual(b.checksums, [{ type: 'adler32', value: '0000bbbb' }]);
     assert.equal(b.created, a.created, 'created stays when not given');
+    const later = await store.upsertFile(file('/a/x.nxs', { size: 200, checksums: b.checksums, created: T0 + DAY }), T0 + 3);
+    assert.equal(later.created, a.created, 'an overwrite does not move created');
+    const earlier = await store.upsertFile(file('/a/x.nxs', { size: 200, checksums: b.checksums, created: T0 - DAY }), T0 + 4);
+    assert.equal(earlier.created, new Date(T0 - DAY).toISOString(), 'an earlier time does');
     assert.deepEqual(b.metadata, { user: { sample: 'Si' } });
     assert.equal(b.updated, new Date(T0 + 2).toISOString());
-    assert.deepEqual(await store.get(a.id), b);
-    assert.deepEqual(await store.atPath('/a/x.nxs'), b);
+    assert.deepEqual(await store.get(a.id), earlier);
+    assert.deepEqual(await store.atPath('/a/x.nxs'), earlier);
     assert.equal(await store.atPath('/a/none'), undefined);
   });
 

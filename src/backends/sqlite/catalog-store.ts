@@ -114,7 +114,7 @@ export class SqliteCatalogStore implements CatalogStore {
       const type: RecordType = hasDerivation && !stale ? 'derived' : f.type;
       this.db
         .prepare('UPDATE catalog_records SET type = ?, owner = ?, size = ?, checksums = ?, created = ?, updated = ? WHERE seq = ?')
-        .run(type, f.owner, f.size, JSON.stringify(f.checksums), f.created ?? row.created, now, row.seq);
+        .run(type, f.owner, f.size, JSON.stringify(f.checksums), Math.min(f.created ?? row.created, row.created), now, row.seq);
       return row.seq;
     })();
     await this.wal?.durable();
