@@ -146,7 +146,8 @@ describe('the registry commands', () => {
     assert.match(list.stdout, /\ncli-many\s+node\s+2\s+[0-9a-f]{12}\s+2\s+-\s/);
     assert.match(shown.stdout, /^name:\s+cli-many\nversions:\s+2\naliases:\s+latest → [0-9a-f]{12}\ninstances:\s+none\n/);
     assert.match(shown.stdout, /latest:\nname:\s+cli-many\nseq:\s+2\n/);
-    assert.match(shown.stdout, /limits:\s+timeout 60 s, memory 256 MB/);
+    assert.match(shown.stdout, /\nlimits:\s+timeout 60 s, memory 256 MiB, output 1 MiB, logs 256 KiB, open files 1024\n/);
+    assert.match(shown.stdout, /\nparams:\s+-\nscopes:\s+the caller's storage scopes\nretries:\s+0\n/);
     assert.equal((JSON.parse(one.stdout) as { seq: number }).seq, 1);
     assert.match(byPrefix.stdout, /seq:\s+2/);
     assert.match(versions.stdout, /^SEQ\s+VERSION\s+DEPLOYED\s+BY\s+SIZE\s+ALIASES\n2\s.*latest\n1\s.*-\n$/);

@@ -161,7 +161,7 @@ export function registerFunctionCommands(program: Command): void {
       printNote(activationSummary(a));
       if (a.status === 'error') {
         printNote(`error: ${a.error?.code ?? 'ERROR'}: ${a.error?.message ?? 'the activation failed'}`);
-        if (a.error?.stack) printNote(a.error.stack);
+        if (a.error?.stack) printNote(a.error.stack.trimEnd());
         if (a.logs.length > 0) printNote(`logs (sluice activations logs ${a.id}):\n${a.logs.map((l) => '  ' + l).join('\n')}`);
         return;
       }
@@ -291,11 +291,15 @@ function printVersion(v: FunctionVersion): void {
     ['deployed', `${formatTime(v.created)} by ${v.createdBy}`],
     [
       'limits',
-      `timeout ${l.timeoutSeconds} s, memory ${l.memoryMb} MB, output ${formatSize(l.maxOutputBytes)}, logs ${formatSize(l.maxLogBytes)}`,
+      `timeout ${l.timeoutSeconds} s, memory ${l.memoryMb} MiB, output ${binarySize(l.maxOutputBytes)}, ` +
+        `logs ${binarySize(l.maxLogBytes)}, open files ${l.openFiles}` +
+        (l.cpuSeconds !== undefined ? `, cpu ${l.cpuSeconds} s` : ''),
     ],
     ['scaling', `min ${s.min}, max ${s.max}, concurrency ${s.concurrency}, idle ${s.idleTimeoutSeconds} s`],
     ['network', m.network ? 'yes' : 'no'],
     ['env', Object.keys(m.env).join(', ') || '-'],
+    ['params', Object.keys(m.params).length === 0 ? '-' : JSON.stringify(m.params)],
+    ['scopes', m.scopes === undefined ? "the caller's storage scopes" : m.scopes.join(' ') || 'none'],
     ['retries', String(m.retries)],
   ]);
 }
@@ -315,6 +319,13 @@ function printFunction(f: FunctionDetail): void {
   printLine('');
   printLine('latest:');
   printVersion(f.latest);
+}
+
+/** Limits as the manifest counts them, in powers of two: 1048576 → "1 MiB", 65536 → "64 KiB". */
+function binarySize(bytes: number): string {
+  if (bytes >= 1024 * 1024 && bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)} MiB`;
+  if (bytes >= 1024 && bytes % 1024 === 0) return `${bytes / 1024} KiB`;
+  return `${bytes} B`;
 }
 
 /** "@2: 1 ready, 0 starting, 1 busy, 0 queued (min 0, max 4, 3 started)" */
@@ -343,7 +354,7 @@ function printActivation(a: Activation): void {
   printLine(indent(JSON.stringify(a.input ?? null, null, 2)));
   if (a.error) {
     printLine(`error: ${a.error.code}: ${a.error.message}`);
-    if (a.error.stack) printLine(indent(a.error.stack));
+    if (a.error.stack) printLine(indent(a.error.stack.trimEnd()));
   } else if (a.status === 'success') {
     printLine('result:');
     printLine(indent(JSON.stringify(a.result ?? null, null, 2)));
