@@ -29,6 +29,11 @@ import { hostname, tmpdir } from 'node:os';
 import { triggerMigrations } from './triggers/tables.js';
 import { SqliteTriggerStore } from './backends/sqlite/trigger-store.js';
 import { TriggerService } from './triggers/service.js';
+import { catalogMigrations } from './catalog/tables.js';
+import { SqliteCatalogStore } from './backends/sqlite/catalog-store.js';
+import { CatalogService, fileFactsOf } from './catalog/service.js';
+import { CatalogIndexer } from './catalog/indexer.js';
+import type { NsPath } from './storage/paths.js';
 
 export interface Core {
   config: Config;
@@ -41,6 +46,9 @@ export interface Core {
   functions: FunctionRegistry;
   invoker: Invoker;
   triggers: TriggerService;
+  catalog: CatalogService;
+  /** Keeps the catalogue in step with the namespace (a consumer of the event log). */
+  catalogIndexer: CatalogIndexer;
   /** The API's unix socket, for function instances (ctx.storage). */
   apiSocket: string;
   /** Stops background work and closes state; the HTTP server is closed by its owner first. */
@@ -72,6 +80,7 @@ export async function createCore(config: Config, log: Logger = createLogger(conf
     ...functionMigrations,
     ...activationMigrations,
     ...triggerMigrations,
+    ...catalogMigrations,
   ]);
   const wal = config.fsync ? new WalSync(dbFile + '-wal') : undefined;
   await wal?.init();
@@ -107,12 +116,19 @@ export async function createCore(config: Config, log: Logger = createLogger(conf
     apiSocket,
     log: log.child({ domain: 'functions' }),
   });
+  const catalog = new CatalogService({
+    store: new SqliteCatalogStore(db, wal),
+    lookupFile: async (p) => fileFactsOf(await store.get(p as NsPath)),
+    log: log.child({ domain: 'catalog' }),
+  });
+  const catalogIndexer = new CatalogIndexer({ catalog, eventLog, invoker, log: log.child({ domain: 'catalog' }) });
   const triggerStore = new SqliteTriggerStore(db);
   const triggers = new TriggerService({
     store: triggerStore,
     eventLog,
     namespace,
     invoker,
+    catalog,
     source: `sluice://${hostname()}`,
     log: log.child({ domain: 'triggers' }),
   });
@@ -136,10 +152,13 @@ export async function createCore(config: Config, log: Logger = createLogger(conf
     functions,
     invoker,
     triggers,
+    catalog,
+    catalogIndexer,
     apiSocket,
     async close() {
       clearInterval(prune);
       await triggers.stop();
+      await catalogIndexer.stop();
       await invoker.close();
       triggerStore.flush();
       await channels.stop();

@@ -15,6 +15,7 @@ import { webdavDoor } from './routes/webdav.js';
 import { functionRoutes } from './routes/functions.js';
 import { invocationRoutes } from './routes/invocations.js';
 import { triggerRoutes } from './routes/triggers.js';
+import { catalogRoutes } from './routes/catalog.js';
 import { openapiPlugin } from './openapi.js';
 
 /** Base URL for absolute links (Location headers, subscription URLs). */
@@ -87,6 +88,7 @@ export async function buildServer(core: Core) {
     // Accepted calls left by a previous run may use ctx.storage: resume them once the socket is up.
     await core.invoker.start();
     await core.triggers.start();
+    await core.catalogIndexer.start();
   });
   app.addHook('onClose', async () => {
     if (!socketServer) return;
@@ -102,6 +104,7 @@ export async function buildServer(core: Core) {
   await app.register(functionRoutes, { prefix: '/api/v1', core });
   await app.register(invocationRoutes, { prefix: '/api/v1', core });
   await app.register(triggerRoutes, { prefix: '/api/v1', core });
+  await app.register(catalogRoutes, { prefix: '/api/v1', core });
   await app.register(webdavDoor, { core });
   return app;
 }

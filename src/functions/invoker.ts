@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { SluiceError } from '../errors.js';
 import { covers, formatScope, isAdmin, parseScope, requireScope, type Principal, type Scope } from '../auth/scopes.js';
+import { isWithin } from '../storage/paths.js';
 import type { ActivationTokens } from '../auth/activation-tokens.js';
 import type { ActivationFilter, ActivationStore } from './activation-store.js';
 import type { FunctionRegistry } from './registry.js';
@@ -73,7 +74,22 @@ export function activationScopes(caller: Principal, declared: readonly string[] 
       ]
     : caller.scopes.filter((s) => 'path' in s);
   if (declared === undefined) return held;
-  return declared.map(parseScope).filter((s) => 'path' in s && covers(held, s));
+  // Each declared scope is granted as far as the caller holds it: whole if a held scope covers it,
+  // narrowed to the held path where the caller holds only part of it, not at all otherwise.
+  const granted: Scope[] = [];
+  for (const want of declared.map(parseScope)) {
+    if (!('path' in want)) continue;
+    if (covers(held, want)) {
+      granted.push(want);
+      continue;
+    }
+    for (const h of held) {
+      if ('path' in h && isWithin(h.path, want.path) && covers([h], { kind: want.kind, path: h.path })) {
+        granted.push({ kind: want.kind, path: h.path });
+      }
+    }
+  }
+  return granted;
 }
 
 function inputWithDefaults(params: Record<string, unknown>, input: unknown): unknown {

@@ -28,6 +28,7 @@ export interface CatalogSink {
     key: string,
     metadata: unknown,
     producedBy: { function: string; version: string; activation: string },
+    opts: { replace: boolean },
   ): Promise<unknown>;
 }
 
@@ -54,6 +55,8 @@ export class TriggerConsumer {
   private readonly ready: Delivery[] = [];
   private readonly events = new Map<number, StorageEvent>();
   private readonly busyPaths = new Set<string>();
+  /** Ordered triggers: events waiting out a retry backoff, by path; later events of the path wait behind them. */
+  private readonly retrying = new Map<string, Set<number>>();
   private inFlight = 0;
   private reading = false;
   private moreToRead = true;
@@ -91,6 +94,7 @@ export class TriggerConsumer {
     this.unsubscribe?.();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    this.retrying.clear();
     if (this.inFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -123,8 +127,11 @@ export class TriggerConsumer {
       this.pump();
       return;
     }
+    const held = this.trigger.delivery.ordered ? (this.retrying.get(d.path) ?? new Set<number>()) : undefined;
+    if (held) this.retrying.set(d.path, held.add(d.event));
     const t = setTimeout(() => {
       this.timers.delete(t);
+      if (held?.delete(d.event) && held.size === 0 && this.retrying.get(d.path) === held) this.retrying.delete(d.path);
       this.schedule({ ...d, notBefore: 0 });
     }, wait);
     t.unref();
@@ -137,13 +144,21 @@ export class TriggerConsumer {
     const limit = this.trigger.delivery.concurrency;
     for (let i = 0; i < this.ready.length && this.inFlight < limit;) {
       const d = this.ready[i]!;
-      if (this.trigger.delivery.ordered && this.busyPaths.has(d.path)) {
+      if (this.trigger.delivery.ordered && (this.busyPaths.has(d.path) || this.waitsBehindRetry(d))) {
         i++;
         continue;
       }
       this.ready.splice(i, 1);
       void this.deliver(d);
     }
+  }
+
+  /** Whether an earlier event of the same path is waiting out its backoff (ordered triggers). */
+  private waitsBehindRetry(d: Delivery): boolean {
+    const held = this.retrying.get(d.path);
+    if (!held) return false;
+    for (const e of held) if (e < d.event) return true;
+    return false;
   }
 
   private async readMore(): Promise<void> {
@@ -266,7 +281,11 @@ export class TriggerConsumer {
     if ('pipeline' in target) {
       const pipeline = await this.deps.store.getPipeline(target.pipeline);
       if (!pipeline) return { ok: false, error: `pipeline ${target.pipeline} does not exist` };
-      const run = this.deps.pipelines.newRun(this.deps.newRunId(), pipeline, input, `trigger:${this.trigger.name}`, this.trigger.owner);
+      // The run an earlier attempt started and a restart cut off resumes: its finished steps stay done.
+      const interrupted = attempt.activation ? await this.deps.pipelines.interrupted(attempt.activation, pipeline) : undefined;
+      const run =
+        interrupted ??
+        this.deps.pipelines.newRun(this.deps.newRunId(), pipeline, input, `trigger:${this.trigger.name}`, this.trigger.owner);
       attempt.activation = run.id;
       await this.deps.store.updateNow(attempt);
       const done = await this.deps.pipelines.run(pipeline, run, this.principal);
@@ -296,11 +315,14 @@ export class TriggerConsumer {
     const annotate = this.trigger.catalog?.annotate;
     const metadata = (activation.result as { metadata?: unknown } | null)?.metadata;
     if (annotate && this.deps.catalog && metadata !== undefined) {
-      await this.deps.catalog.annotate(event.path, annotate, metadata, {
-        function: activation.function,
-        version: activation.version,
-        activation: activation.id,
-      });
+      // An extractor's answer is the whole truth about the file now: replace, do not merge with an earlier run.
+      await this.deps.catalog.annotate(
+        event.path,
+        annotate,
+        metadata,
+        { function: activation.function, version: activation.version, activation: activation.id },
+        { replace: true },
+      );
     }
     return { ok: true };
   }
