@@ -88,6 +88,36 @@ export interface ActivationFilter {
   limit?: number;
 }
 
+/** Triggers and pipelines as the API returns them: the server's own types. */
+export type { Delivery, Pipeline, PipelineRun, Trigger } from '../triggers/types.js';
+export type { TriggerStatus } from '../triggers/service.js';
+import type {
+  DeliveryPolicy,
+  Delivery,
+  NewPipeline,
+  NewTrigger,
+  Pipeline,
+  PipelineRun,
+  Trigger,
+  TriggerFilter,
+} from '../triggers/types.js';
+import type { TriggerStatus } from '../triggers/service.js';
+
+/** A trigger to create: the server's NewTrigger, where every field the server defaults may be left out. */
+export type TriggerSpec = Pick<NewTrigger, 'name' | 'target'> &
+  Partial<Omit<NewTrigger, 'name' | 'target' | 'filter' | 'delivery'>> & {
+    filter?: Partial<TriggerFilter>;
+    delivery?: Partial<DeliveryPolicy>;
+  };
+
+type PipelineStepSpec = NewPipeline['steps'][number];
+
+/** A pipeline to save (its name is in the URL), with the defaulted fields optional. */
+export interface PipelineSpec {
+  description?: NewPipeline['description'];
+  steps: (Pick<PipelineStepSpec, 'function'> & Partial<Omit<PipelineStepSpec, 'function'>>)[];
+}
+
 /** Catalogue records and lineage as the API returns them: the server's own types. */
 export type { CatalogRecord, LineageGraph, LineageDirection } from '../catalog/types.js';
 import type { CatalogRecord, LineageGraph, LineageDirection } from '../catalog/types.js';
@@ -511,6 +541,99 @@ export class SluiceClient {
 
   private functionUrl(name: string): string {
     return `/api/v1/functions/${encodeURIComponent(name)}`;
+  }
+
+  // --- triggers and pipelines --------------------------------------------------------------
+
+  createTrigger(spec: TriggerSpec): Promise<Trigger> {
+    return this.json('POST', '/api/v1/triggers', spec);
+  }
+
+  listTriggers(): Promise<TriggerStatus[]> {
+    return this.json('GET', '/api/v1/triggers');
+  }
+
+  /** One trigger (by name or id) with its position, lag and delivery counts. */
+  getTrigger(nameOrId: string): Promise<TriggerStatus> {
+    return this.json('GET', this.triggerUrl(nameOrId));
+  }
+
+  setTriggerEnabled(nameOrId: string, enabled: boolean): Promise<TriggerStatus> {
+    return this.json('POST', `${this.triggerUrl(nameOrId)}/${enabled ? 'enable' : 'disable'}`);
+  }
+
+  async removeTrigger(nameOrId: string): Promise<void> {
+    await this.json('DELETE', this.triggerUrl(nameOrId));
+  }
+
+  deadLetters(nameOrId: string, limit?: number): Promise<Delivery[]> {
+    return this.json('GET', `${this.triggerUrl(nameOrId)}/dead-letters${limit === undefined ? '' : `?limit=${limit}`}`);
+  }
+
+  /** Dead letters (all, or those of `events`) back in the queue with fresh attempts. */
+  replayDeadLetters(nameOrId: string, events?: number[]): Promise<{ replayed: number; events: number[] }> {
+    return this.json('POST', `${this.triggerUrl(nameOrId)}/replay`, events === undefined ? {} : { events });
+  }
+
+  putPipeline(name: string, spec: PipelineSpec): Promise<Pipeline> {
+    return this.json('PUT', this.pipelineUrl(name), spec);
+  }
+
+  listPipelines(): Promise<Pipeline[]> {
+    return this.json('GET', '/api/v1/pipelines');
+  }
+
+  getPipeline(name: string): Promise<Pipeline> {
+    return this.json('GET', this.pipelineUrl(name));
+  }
+
+  async removePipeline(name: string): Promise<void> {
+    await this.json('DELETE', this.pipelineUrl(name));
+  }
+
+  /**
+   * Runs a pipeline and waits for its end. Resolves with the run, failed ones included (the server
+   * answers those 502 FUNCTION_FAILED with the run in the problem body).
+   */
+  async runPipeline(name: string, input: unknown): Promise<PipelineRun> {
+    const path = `${this.pipelineUrl(name)}/runs`;
+    const res = await this.send(
+      'POST',
+      path,
+      { accept: 'application/json', 'content-type': 'application/json' },
+      JSON.stringify(input === undefined ? {} : input),
+    );
+    if (res.statusCode === 502) {
+      const text = await readText(res);
+      const problem = parseJson(text) as { code?: string; detail?: string; run?: PipelineRun } | undefined;
+      if (problem?.code === 'FUNCTION_FAILED' && problem.run) return problem.run;
+      throw new SluiceError(
+        (problem?.code as ErrorCode | undefined) ?? 'INTERNAL',
+        problem?.detail ?? `POST ${path} failed with HTTP 502`,
+        {
+          status: 502,
+        },
+      );
+    }
+    await this.expectOk(res, 'POST', path);
+    return JSON.parse(await readText(res)) as PipelineRun;
+  }
+
+  /** Runs of a pipeline, newest first. */
+  pipelineRuns(name: string, limit?: number): Promise<PipelineRun[]> {
+    return this.json('GET', `${this.pipelineUrl(name)}/runs${limit === undefined ? '' : `?limit=${limit}`}`);
+  }
+
+  getPipelineRun(id: string): Promise<PipelineRun> {
+    return this.json('GET', `/api/v1/pipeline-runs/${encodeURIComponent(id)}`);
+  }
+
+  private triggerUrl(nameOrId: string): string {
+    return `/api/v1/triggers/${encodeURIComponent(nameOrId)}`;
+  }
+
+  private pipelineUrl(name: string): string {
+    return `/api/v1/pipelines/${encodeURIComponent(name)}`;
   }
 
   // --- catalogue ----------------------------------------------------------------------------
