@@ -1,0 +1,209 @@
+// One 2-D frame out of a file: from HDF5/NeXus (the chosen dataset, one slice of a stack, never the
+// whole stack) or from TIFF (one page, decoded by geotiff). A frame is {values, width, height, dtype,
+// mask?} with values a typed array in row-major order, top row first.
+import { readFile } from 'node:fs/promises';
+import { dtypeName, hdf5Call, linkKind } from '@sluice/builtins/hdf5.mjs';
+import { childrenOfClass, findPlottable, join, walk } from '@sluice/builtins/nexus.mjs';
+
+const NUMERIC_RE = /^(u?int|float)\d+$/;
+
+// ---- HDF5 / NeXus ----
+
+function isImage(dataset) {
+  const { shape } = dataset.metadata;
+  return Array.isArray(shape) && shape.length >= 2 && NUMERIC_RE.test(dtypeName(dataset.metadata));
+}
+
+/**
+ * The dataset to preview: the one asked for; else the NeXus default plottable signal (@default,
+ * @signal); else the first NXdetector data of 2 or more dimensions; else, for plain HDF5, the first
+ * numeric dataset of 2 or more dimensions. Returns {path, dataset}.
+ */
+export function chooseDataset(h5, file, name, requested) {
+  if (requested !== undefined) {
+    if (typeof requested !== 'string' || !requested.startsWith('/')) {
+      throw new TypeError(`"dataset" must be an absolute path inside the file, like "/entry/data/data", not ${JSON.stringify(requested)}`);
+    }
+    const link = linkKind(h5, file, requested);
+    if (link.kind !== 'dataset') {
+      throw new Error(
+        `${name} has no dataset ${requested}${link.kind === 'missing' ? '' : ` (it is ${link.kind === 'group' ? 'a group' : `an ${link.kind} link`})`}`,
+      );
+    }
+    const dataset = file.get(requested);
+    if (!isImage(dataset)) {
+      throw new Error(`${name}:${requested} is not image data: ${dtypeName(dataset.metadata)} of shape [${dataset.metadata.shape}]`);
+    }
+    return { path: requested, dataset };
+  }
+  const tree = walk(h5, file);
+  const plottable = findPlottable(h5, file, tree);
+  if (plottable) {
+    const dataset = file.get(plottable.signal);
+    if (isImage(dataset)) return { path: plottable.signal, dataset, tree };
+  }
+  for (const entry of childrenOfClass(tree, '/', 'NXentry')) {
+    for (const instrument of childrenOfClass(tree, entry, 'NXinstrument')) {
+      for (const detector of childrenOfClass(tree, instrument, 'NXdetector')) {
+        if (!tree.groups.get(detector).datasets.includes('data')) continue;
+        const dataset = file.get(join(detector, 'data'));
+        if (isImage(dataset)) return { path: join(detector, 'data'), dataset, tree };
+      }
+    }
+  }
+  for (const [group, node] of tree.groups) {
+    for (const dname of node.datasets) {
+      const dataset = file.get(join(group, dname));
+      if (isImage(dataset)) return { path: join(group, dname), dataset, tree };
+    }
+  }
+  throw new Error(
+    `${name} has no image data: no NeXus default plottable signal, no NXdetector data and no dataset of 2 or more dimensions`,
+  );
+}
+
+/** The NXdetector pixel_mask that belongs to a dataset (the detector's data, hard or soft linked), if any. */
+export function pixelMaskFor(h5, file, tree, path, frameShape) {
+  const same = (a, b) => Buffer.from(a.ref_data).equals(Buffer.from(b.ref_data));
+  const target = file.get(path).create_reference();
+  const detectors = [...tree.groups].filter(([, node]) => node.nxClass === 'NXdetector').map(([p]) => p);
+  for (const detector of detectors) {
+    const node = tree.groups.get(detector);
+    if (!node.datasets.includes('data') || !node.datasets.includes('pixel_mask')) continue;
+    if (!same(file.get(join(detector, 'data')).create_reference(), target)) continue;
+    const maskPath = join(detector, 'pixel_mask');
+    const mask = file.get(maskPath);
+    const { shape } = mask.metadata;
+    const isInt = /^u?int\d+$/.test(dtypeName(mask.metadata));
+    if (!isInt || shape.length !== 2 || shape[0] !== frameShape[0] || shape[1] !== frameShape[1]) return undefined;
+    return { path: maskPath, values: mask.value };
+  }
+  return undefined;
+}
+
+/** Frames in a dataset: the product of all but its last two dimensions (1 for a 2-D image). */
+export function frameCount(shape) {
+  return shape.slice(0, -2).reduce((n, d) => n * d, 1);
+}
+
+/**
+ * One frame of an image dataset, as a slice: `frame` counts through all leading dimensions in
+ * row-major order (for a 3-D stack it is the first index); negative counts from the end.
+ */
+export function readHdf5Frame(h5, file, name, chosen, frame) {
+  const { path, dataset } = chosen;
+  const { shape } = dataset.metadata;
+  const frames = frameCount(shape);
+  const index = frame < 0 ? frames + frame : frame;
+  if (index < 0 || index >= frames) {
+    throw new RangeError(
+      `frame ${frame} is out of range: ${name}:${path} has ${frames} frame${frames === 1 ? '' : 's'} (shape [${shape}])`,
+    );
+  }
+  const lead = [];
+  for (let rest = index, d = shape.length - 3; d >= 0; d--) {
+    lead.unshift(rest % shape[d]);
+    rest = Math.floor(rest / shape[d]);
+  }
+  const [height, width] = shape.slice(-2);
+  const ranges = [...lead.map((i) => [i, i + 1]), [0, height], [0, width]];
+  let values = hdf5Call(`cannot read frame ${index} of ${name}:${path}`, () => dataset.slice(ranges));
+  if (values instanceof BigInt64Array || values instanceof BigUint64Array) values = Float64Array.from(values, Number);
+  const tree = chosen.tree ?? walk(h5, file);
+  const mask = pixelMaskFor(h5, file, tree, path, [height, width]);
+  return {
+    values,
+    width,
+    height,
+    dtype: dtypeName(dataset.metadata),
+    mask: mask?.values,
+    source: { dataset: path, frame: index, shape, ...(mask ? { mask: mask.path } : {}) },
+  };
+}
+
+// ---- TIFF ----
+
+const TIFF_MAGIC = [
+  Buffer.from('II*\0', 'latin1'),
+  Buffer.from('MM\0*', 'latin1'),
+  Buffer.from('II+\0', 'latin1'),
+  Buffer.from('MM\0+', 'latin1'),
+];
+
+export function isTiff(head) {
+  return TIFF_MAGIC.some((m) => head.subarray(0, 4).equals(m));
+}
+
+/** TIFF sample formats (tag 339) and bits per sample as dtype names. */
+function tiffDtype(format, bits) {
+  const kind = format === 3 ? 'float' : format === 2 ? 'int' : 'uint';
+  return `${kind}${bits}`;
+}
+
+/** Reverses the bit order of every byte in place (TIFF FillOrder 2, as libtiff undoes it on read). */
+function reverseBits(bytes) {
+  for (let i = 0; i < bytes.length; i++) {
+    let b = bytes[i];
+    b = ((b & 0xf0) >> 4) | ((b & 0x0f) << 4);
+    b = ((b & 0xcc) >> 2) | ((b & 0x33) << 2);
+    bytes[i] = ((b & 0xaa) >> 1) | ((b & 0x55) << 1);
+  }
+}
+
+/**
+ * One page of a TIFF file (page `frame`; negative counts from the end). Gray images as they are
+ * (gray + alpha without the alpha); RGB(A) as luminance (Rec. 601 weights).
+ */
+export async function readTiffFrame(localFile, name, frame) {
+  const { fromArrayBuffer } = await import('geotiff');
+  const bytes = await readFile(localFile);
+  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length);
+  const tiff = await fromArrayBuffer(buffer);
+  const pages = await tiff.getImageCount();
+  const index = frame < 0 ? pages + frame : frame;
+  if (index < 0 || index >= pages) {
+    throw new RangeError(`frame ${frame} is out of range: ${name} has ${pages} page${pages === 1 ? '' : 's'}`);
+  }
+  const image = await tiff.getImage(index);
+  const fd = image.fileDirectory;
+  if ((await fd.loadValue('FillOrder')) === 2) {
+    // geotiff reads the bytes as they are; libtiff reverses them first, and so do we.
+    const tiled = !fd.hasTag('StripOffsets');
+    const offsets = await fd.loadValue(tiled ? 'TileOffsets' : 'StripOffsets');
+    const counts = await fd.loadValue(tiled ? 'TileByteCounts' : 'StripByteCounts');
+    const view = new Uint8Array(buffer);
+    for (let s = 0; s < offsets.length; s++) reverseBits(view.subarray(Number(offsets[s]), Number(offsets[s]) + Number(counts[s])));
+  }
+  const width = image.getWidth();
+  const height = image.getHeight();
+  const spp = image.getSamplesPerPixel();
+  const bits = image.getBitsPerSample();
+  const dtype = tiffDtype(image.getSampleFormat(), bits);
+  let values;
+  try {
+    const rasters = await image.readRasters({ interleave: true });
+    values = spp === 1 ? rasters : spp === 2 ? firstSample(rasters, spp, width * height) : luminance(rasters, spp, width * height);
+  } catch (err) {
+    throw new Error(`cannot decode ${name} (TIFF page ${index}): ${err?.message || err}`, { cause: err });
+  }
+  return {
+    values,
+    width,
+    height,
+    dtype: spp <= 2 ? dtype : 'float32',
+    source: { dataset: null, frame: index, shape: spp === 1 ? [height, width] : [height, width, spp], pages },
+  };
+}
+
+/** Gray of gray + alpha. */
+function firstSample(samples, spp, n) {
+  const out = new samples.constructor(n);
+  for (let i = 0, o = 0; o < n; i += spp, o++) out[o] = samples[i];
+  return out;
+}
+
+function luminance(rgb, spp, n) {
+  const out = new Float32Array(n);
+  for (let i = 0, o = 0; o < n; i += spp, o++) out[o] = 0.299 * rgb[i] + 0.587 * rgb[i + 1] + 0.114 * rgb[i + 2];
+  return out;
+}
