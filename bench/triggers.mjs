@@ -28,6 +28,7 @@
 //      BENCH_SANDBOX (auto|bubblewrap|none; default auto)
 //      BENCH_PROFILE=DIR: CPU profiles (.cpuprofile) of this process over each dispatch measure
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, writeFile, readFile, open } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -69,6 +70,41 @@ const load = () => os.loadavg().map((l) => Number(l.toFixed(2)));
 const { loadConfig } = await import(path.join(REPO, 'dist/src/config.js'));
 const { createCore, ensureAdminToken, createLogger } = await import(path.join(REPO, 'dist/src/app.js'));
 const { buildServer } = await import(path.join(REPO, 'dist/src/api/server.js'));
+const { descendants } = await import(path.join(REPO, 'dist/src/functions/process-tree.js'));
+
+// ------------------------------------------------------------------ CPU accounting
+// Other work on the machine changes wall-clock rates; CPU time per delivery does not (much). Ticks
+// from /proc: this process's main thread (the event loop: log reads, dispatch, invoker, SQLite), the
+// whole process (with the libuv pool), and the function's instance process trees.
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
+function procTicks(statPath) {
+  try {
+    const text = readFileSync(statPath, 'utf8');
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]); // utime + stime
+  } catch {
+    return 0;
+  }
+}
+function cpuSnapshot(core, fn) {
+  const pids = core.invoker
+    .poolStatus(fn)
+    .flatMap((p) => p.instances)
+    .map((i) => i.pid)
+    .filter(Boolean);
+  const tree = pids.flatMap((pid) => [pid, ...descendants(pid)]);
+  const ticks = new Map(tree.map((pid) => [pid, procTicks(`/proc/${pid}/stat`)]));
+  const u = process.cpuUsage();
+  return { main: procTicks(`/proc/self/task/${process.pid}/stat`), process: (u.user + u.system) / 1000, instances: ticks };
+}
+/** CPU ms spent between two snapshots: main thread, whole process, instances (alive in both). */
+function cpuSpent(a, b) {
+  let inst = 0;
+  for (const [pid, t] of b.instances) inst += t - (a.instances.get(pid) ?? 0);
+  const ms = (t) => (t * 1000) / CLK_TCK;
+  return { mainThreadMs: ms(b.main - a.main), processMs: b.process - a.process, instancesMs: ms(inst) };
+}
 
 // ------------------------------------------------------------------ the handler (same code everywhere)
 
@@ -259,7 +295,9 @@ async function runSluice(fsync) {
   const done = new Map(); // trigger name -> { count, times: [mono], target, resolveAt }
   const waiters = new Map(); // subject path -> resolve(activation)
   const origInvoke = core.invoker.invoke.bind(core.invoker);
+  const invokedAt = new Map(); // subject path -> when the dispatcher called invoke (latency phase)
   core.invoker.invoke = async (req) => {
+    if (waiters.has(req.input?.subject)) invokedAt.set(req.input.subject, mono());
     const a = await origInvoke(req);
     if (req.cause?.startsWith('trigger:')) {
       const t = mono();
@@ -336,6 +374,13 @@ async function runSluice(fsync) {
       const filled = fill.files;
       const logHead = fill.logEvents;
       result.fill = fill;
+      // The server's catalogue indexer (another consumer of the same log) records every filled file
+      // once the server starts; let it finish first so the drain measures the triggers alone.
+      if (core.catalogIndexer?.caughtUp) {
+        const t = mono();
+        await core.catalogIndexer.caughtUp();
+        result.fill.catalogCatchUpSeconds = (mono() - t) / 1000;
+      }
       result.dispatch = {};
       for (const [label, fn] of [
         ['python', 'trig-python'],
@@ -343,11 +388,13 @@ async function runSluice(fsync) {
       ]) {
         const name = `drain-${label}`;
         const profiler = await startProfile();
+        const cpu0 = cpuSnapshot(core, fn);
         const started = mono();
         const reached = reachCount(name, filled, 120_000);
         await newTrigger(name, '/fill', fn, { from: 'beginning' });
         const ok = await reached;
         const elapsed = (mono() - started) / 1000;
+        const cpu = cpuSpent(cpu0, cpuSnapshot(core, fn));
         await profiler.stop(`drain-${label}-fsync-${fsync ? 'on' : 'off'}`);
         const status = await api('GET', `/triggers/${name}`);
         const d = done.get(name);
@@ -360,6 +407,18 @@ async function runSluice(fsync) {
           seconds: elapsed,
           deliveredPerSecond: (d?.count ?? 0) / elapsed,
           logEventsReadPerSecond: logHead / elapsed,
+          cpu,
+          cpuPerDeliveryUs: {
+            mainThread: (cpu.mainThreadMs * 1000) / filled,
+            process: (cpu.processMs * 1000) / filled,
+            instances: (cpu.instancesMs * 1000) / filled,
+          },
+          // What these CPU costs allow on an idle machine: the event loop is one thread; the
+          // process and the instances share the cores.
+          ceilingPerSecond: {
+            eventLoop: filled / (cpu.mainThreadMs / 1000),
+            twoCores: (os.cpus().length * filled) / ((cpu.processMs + cpu.instancesMs) / 1000),
+          },
         };
         await api('POST', `/triggers/${name}/disable`);
       }
@@ -376,6 +435,8 @@ async function runSluice(fsync) {
         await newTrigger(name, dir, fn);
         const fromAck = [];
         const fromAnnounce = [];
+        const announceToInvoke = [];
+        const invokeToHandler = [];
         const fromSend = [];
         const fromEvent = [];
         const putRtt = [];
@@ -397,6 +458,10 @@ async function runSluice(fsync) {
           fromAck.push(t1 - r.tResponse);
           const ann = announcedAt(Number(a.input.id));
           if (ann !== undefined) fromAnnounce.push(t1 - ann);
+          const inv = invokedAt.get(p);
+          invokedAt.delete(p);
+          if (inv !== undefined && ann !== undefined) announceToInvoke.push(inv - ann);
+          if (inv !== undefined) invokeToHandler.push(t1 - inv);
           fromSend.push(t1 - r.tSent);
           putRtt.push(r.tResponse - r.tSent);
           fromEvent.push(a.result.entered - Date.parse(a.input.time));
@@ -407,6 +472,10 @@ async function runSluice(fsync) {
         result.latency[label] = {
           fromAck: stats(fromAck),
           fromCommitDurable: stats(fromAnnounce),
+          // fromCommitDurable split at the dispatcher's call of Invoker.invoke: reading the log,
+          // recording the delivery; then the invoker, the pipe to the instance, the runtime.
+          commitDurableToInvoke: stats(announceToInvoke),
+          invokeToHandler: stats(invokeToHandler),
           fromSend: stats(fromSend),
           fromEventTime: stats(fromEvent),
           putRoundTrip: stats(putRtt),
@@ -726,6 +795,15 @@ for (const s of results.sluice) {
     );
   }
 }
+for (const s of results.sluice) {
+  for (const lang of ['python', 'node']) {
+    const l = s.latency?.[lang];
+    if (l?.invokeToHandler?.n)
+      console.log(
+        `    ${lang} fsync ${s.fsync ? 'on' : 'off'}: commit durable → dispatcher calls invoke ${pair(l.commitDurableToInvoke).trim()}, → handler entered ${pair(l.invokeToHandler).trim()}`,
+      );
+  }
+}
 if (inc?.latency) {
   const l = inc.latency.fromClose;
   console.log(`  ${'incron python'.padEnd(24)}${pair(l)}(t0 = close() returned)${inc.latency.lost ? `  (${inc.latency.lost} lost)` : ''}`);
@@ -752,13 +830,20 @@ for (const s of results.sluice) {
   const f = s.fsync ? 'fsync on' : 'fsync off';
   if (s.fill)
     console.log(
-      `  (log filled beforehand: ${s.fill.files} files committed in-process, fsync off, at ${s.fill.commitsPerSecond.toFixed(0)}/s; ${s.fill.logEvents} log events)`,
+      `  (log filled beforehand: ${s.fill.files} files committed in-process, fsync off, at ${s.fill.commitsPerSecond.toFixed(0)}/s; ${s.fill.logEvents} log events` +
+        `${s.fill.catalogCatchUpSeconds !== undefined ? `; waited ${s.fill.catalogCatchUpSeconds.toFixed(1)} s for the catalogue indexer to record them before the drains` : ''})`,
     );
   for (const lang of ['python', 'node']) {
     const d = s.dispatch?.[lang];
     if (d)
       console.log(
         `  sluice dispatch, ${lang.padEnd(6)} (${f})  ${d.deliveredPerSecond.toFixed(0).padStart(7)} deliveries/s   (${d.delivered}/${d.events} in ${d.seconds.toFixed(2)} s; ${d.logEventsReadPerSecond.toFixed(0)} log events read/s${d.dead ? `; ${d.dead} dead` : ''}${d.completed ? '' : '; NOT COMPLETE'})`,
+      );
+    if (d?.cpuPerDeliveryUs)
+      console.log(
+        `      CPU per delivery: event loop ${d.cpuPerDeliveryUs.mainThread.toFixed(0)} µs, sluice process ${d.cpuPerDeliveryUs.process.toFixed(0)} µs, ` +
+          `instances ${d.cpuPerDeliveryUs.instances.toFixed(0)} µs → ceiling on an idle machine ${d.ceilingPerSecond.eventLoop.toFixed(0)}/s (event loop), ` +
+          `${d.ceilingPerSecond.twoCores.toFixed(0)}/s (all CPU on ${os.cpus().length} cores)`,
       );
   }
   if (s.http) {
