@@ -1,6 +1,7 @@
 // One 2-D frame out of a file: from HDF5/NeXus (the chosen dataset, one slice of a stack, never the
 // whole stack) or from TIFF (one page, decoded by geotiff). A frame is {values, width, height, dtype,
-// mask?} with values a typed array in row-major order, top row first.
+// mask?} with values a typed array in row-major order, top row first, and mask (if any) one byte
+// per pixel, non-zero for pixels the detector's pixel_mask flags.
 import { readFile } from 'node:fs/promises';
 import { dtypeName, hdf5Call, linkKind } from '@sluice/builtins/hdf5.mjs';
 import { childrenOfClass, findPlottable, join, walk } from '@sluice/builtins/nexus.mjs';
@@ -76,7 +77,11 @@ export function pixelMaskFor(h5, file, tree, path, frameShape) {
     const { shape } = mask.metadata;
     const isInt = /^u?int\d+$/.test(dtypeName(mask.metadata));
     if (!isInt || shape.length !== 2 || shape[0] !== frameShape[0] || shape[1] !== frameShape[1]) return undefined;
-    return { path: maskPath, values: mask.value };
+    // One byte per pixel from here on: a 32-bit mask of a large detector is 4 times the size.
+    const bits = hdf5Call(`cannot read ${maskPath}`, () => mask.value);
+    const flags = new Uint8Array(bits.length);
+    for (let i = 0; i < bits.length; i++) flags[i] = bits[i] ? 1 : 0;
+    return { path: maskPath, flags };
   }
   return undefined;
 }
@@ -106,17 +111,17 @@ export function readHdf5Frame(h5, file, name, chosen, frame) {
     rest = Math.floor(rest / shape[d]);
   }
   const [height, width] = shape.slice(-2);
+  const tree = chosen.tree ?? walk(h5, file);
+  const mask = pixelMaskFor(h5, file, tree, path, [height, width]); // before the frame: lower peak memory
   const ranges = [...lead.map((i) => [i, i + 1]), [0, height], [0, width]];
   let values = hdf5Call(`cannot read frame ${index} of ${name}:${path}`, () => dataset.slice(ranges));
   if (values instanceof BigInt64Array || values instanceof BigUint64Array) values = Float64Array.from(values, Number);
-  const tree = chosen.tree ?? walk(h5, file);
-  const mask = pixelMaskFor(h5, file, tree, path, [height, width]);
   return {
     values,
     width,
     height,
     dtype: dtypeName(dataset.metadata),
-    mask: mask?.values,
+    mask: mask?.flags,
     source: { dataset: path, frame: index, shape, ...(mask ? { mask: mask.path } : {}) },
   };
 }

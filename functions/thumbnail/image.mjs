@@ -14,7 +14,7 @@ const LOG_A = 1000;
  */
 export function validPixels({ values, dtype, mask }) {
   const n = values.length;
-  const valid = new Uint8Array(n);
+  const valid = mask ?? new Uint8Array(n); // the mask's bytes are turned into the answer in place
   const unsigned = /^uint(\d+)$/.exec(dtype);
   const bits = unsigned ? Number(unsigned[1]) : 0;
   const sentinel = bits >= 16 ? 2 ** bits - 1 : undefined;
@@ -26,62 +26,100 @@ export function validPixels({ values, dtype, mask }) {
   return valid;
 }
 
-/** The k-th smallest element of a[left..right] (in place; afterwards a[left..k-1] ≤ a[k] ≤ a[k+1..right]). */
-function select(a, k, left, right) {
-  while (right > left) {
-    const mid = (left + right) >>> 1;
-    if (a[mid] < a[left]) swap(a, mid, left);
-    if (a[right] < a[left]) swap(a, right, left);
-    if (a[right] < a[mid]) swap(a, right, mid);
-    const pivot = a[mid];
-    let i = left;
-    let j = right;
-    while (i <= j) {
-      while (a[i] < pivot) i++;
-      while (a[j] > pivot) j--;
-      if (i <= j) {
-        swap(a, i, j);
-        i++;
-        j--;
-      }
-    }
-    if (k <= j) right = j;
-    else if (k >= i) left = i;
-    else break;
+/** Histogram resolution of one refinement level, and the most values gathered and sorted at the end. */
+const BINS = 1 << 16;
+const GATHER_MAX = 1 << 16;
+
+/**
+ * The k-th smallest valid values (0-based ranks `ks`, ascending), exactly, without copying the frame:
+ * a histogram of the candidates over their range finds the bin that holds each rank; a bin with few
+ * values is gathered and sorted, a crowded one is refined with another histogram over its own range.
+ * Binning is monotonic in the value, so the ranks found are the true ones. `candidates` flags the
+ * values still in question; `below` counts the valid values ordered before all of them.
+ */
+function ranked(values, candidates, ks, below = 0) {
+  const n = values.length;
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) {
+    if (!candidates[i]) continue;
+    const v = values[i];
+    if (v < min) min = v;
+    if (v > max) max = v;
   }
-  return a[k];
+  const out = new Map();
+  if (min === max) {
+    for (const k of ks) out.set(k, min);
+    return out;
+  }
+  const scale = BINS / (max - min);
+  const hist = new Uint32Array(BINS);
+  for (let i = 0; i < n; i++) if (candidates[i]) hist[binOf(values[i], min, scale)]++;
+
+  // For each rank: its bin, and how many candidates lie in the bins before it.
+  const targets = [];
+  let bin = 0;
+  let before = 0;
+  for (const k of ks) {
+    while (before + hist[bin] <= k - below) before += hist[bin++];
+    targets.push({ k, bin, before: below + before });
+  }
+  // Bins with few values: gathered in one pass (slot per bin), then sorted.
+  const slot = new Int32Array(BINS).fill(-1);
+  const gathered = [];
+  for (const t of targets) {
+    if (hist[t.bin] <= GATHER_MAX && slot[t.bin] < 0) {
+      slot[t.bin] = gathered.length;
+      gathered.push({ values: new Float64Array(hist[t.bin]), n: 0 });
+    }
+  }
+  if (gathered.length > 0) {
+    for (let i = 0; i < n; i++) {
+      if (!candidates[i]) continue;
+      const s = slot[binOf(values[i], min, scale)];
+      if (s >= 0) gathered[s].values[gathered[s].n++] = values[i];
+    }
+    for (const g of gathered) g.values.sort();
+  }
+  for (const t of targets) if (slot[t.bin] >= 0) out.set(t.k, gathered[slot[t.bin]].values[t.k - t.before]);
+  // Crowded bins: the same again over the values in the bin.
+  const crowded = targets.filter((t) => slot[t.bin] < 0);
+  for (const b of new Set(crowded.map((t) => t.bin))) {
+    const inBin = crowded.filter((t) => t.bin === b);
+    const next = new Uint8Array(n);
+    for (let i = 0; i < n; i++) next[i] = candidates[i] && binOf(values[i], min, scale) === b ? 1 : 0;
+    const found = ranked(
+      values,
+      next,
+      inBin.map((t) => t.k),
+      inBin[0].before,
+    );
+    for (const [k, v] of found) out.set(k, v);
+  }
+  return out;
 }
 
-function swap(a, i, j) {
-  const t = a[i];
-  a[i] = a[j];
-  a[j] = t;
+function binOf(v, min, scale) {
+  const b = Math.floor((v - min) * scale);
+  return b < 0 ? 0 : b >= BINS ? BINS - 1 : b;
 }
 
 /**
  * Percentiles (0–100, ascending) of the valid pixels, with numpy's default linear interpolation;
- * nulls if no pixel is valid. Linear time (quickselect), one copy of the valid values.
+ * nulls if no pixel is valid. Exact, in a few passes over the frame, in constant extra memory.
  */
 export function percentiles(values, valid, ps) {
   let count = 0;
   for (let i = 0; i < valid.length; i++) count += valid[i];
   if (count === 0) return ps.map(() => null);
-  // float32 holds every float32 and every integer up to 16 bits exactly; anything wider needs float64.
-  const exactInFloat32 = values instanceof Float32Array || values instanceof Uint8Array || values instanceof Int8Array;
-  const narrow = exactInFloat32 || values instanceof Uint16Array || values instanceof Int16Array;
-  const a = narrow ? new Float32Array(count) : new Float64Array(count);
-  for (let i = 0, o = 0; i < values.length; i++) if (valid[i]) a[o++] = values[i];
-  const out = [];
-  let from = 0;
-  for (const p of ps) {
+  const positions = ps.map((p) => {
     const rank = (p / 100) * (count - 1);
     const lo = Math.floor(rank);
-    const vlo = select(a, lo, from, count - 1);
-    from = lo;
-    const frac = rank - lo;
-    out.push(frac === 0 ? vlo : vlo + (select(a, lo + 1, lo + 1, count - 1) - vlo) * frac);
-  }
-  return out;
+    return { lo, hi: Math.min(lo + 1, count - 1), frac: rank - lo };
+  });
+  const ks = [...new Set(positions.flatMap((x) => [x.lo, x.hi]))].sort((a, b) => a - b);
+  const at = ranked(values, valid, ks);
+  return positions.map(({ lo, hi, frac }) => at.get(lo) + (at.get(hi) - at.get(lo)) * frac);
 }
 
 /** Output size: fits in size × size, keeps the aspect ratio, never enlarges. */
