@@ -17,6 +17,8 @@ export interface ActivationStore {
   /** Records it and resolves once it is on disk (for calls acknowledged before they run). */
   saveDurable(activation: Activation): Promise<void>;
   get(id: string): Activation | undefined;
+  /** A successful activation recorded under this idempotency key, if there is one. */
+  succeededWithKey(key: string): Activation | undefined;
   /** Newest first. */
   list(filter: ActivationFilter): Activation[];
   /** Activations left queued or running by a previous process. */

@@ -25,4 +25,14 @@ export const activationMigrations: Migration[] = [
       CREATE INDEX activations_by_end ON activations (ended_at);
     `,
   },
+  {
+    domain: 'activations',
+    version: 2,
+    sql: `
+      -- Idempotency key of calls made for a durable intent (a trigger's delivery: trigger/event), so a
+      -- restart finds the call that already succeeded instead of making it again.
+      ALTER TABLE activations ADD COLUMN key TEXT;
+      CREATE INDEX activations_by_key ON activations (key) WHERE key IS NOT NULL;
+    `,
+  },
 ];

@@ -32,6 +32,8 @@ export interface InvokeRequest {
    * however long the call runs, and learn the activation id as soon as it exists.
    */
   untilDone?: { accepted(activation: Activation): void };
+  /** Idempotency key recorded with the activation (see ActivationStore.succeededWithKey). */
+  key?: string;
 }
 
 export interface InvokerDeps {
@@ -191,6 +193,7 @@ export class Invoker {
       subject: req.principal.subject,
       cause: req.cause ?? 'api',
       blocking: req.blocking,
+      ...(req.key !== undefined ? { key: req.key } : {}),
       input: inputWithDefaults(v.manifest.params, req.input),
       scopes: activationScopes(req.principal, v.manifest.scopes).map(formatScope),
       logs: [],
@@ -241,6 +244,11 @@ export class Invoker {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** The successful activation made under an idempotency key, if any. */
+  succeededWithKey(key: string): Activation | undefined {
+    return this.deps.store.succeededWithKey(key);
   }
 
   /** An activation by id, without a permission check (for the domains that started it). */

@@ -51,6 +51,9 @@ export function instanceSpec(host: RuntimeHost, v: FunctionVersion, bundleDir: s
       break;
     case 'python':
       env.PYTHONDONTWRITEBYTECODE = '1';
+      // glibc gives each thread its own 64 MiB malloc arena; under the RLIMIT_AS backstop that caps a
+      // concurrent instance at a dozen threads. Two arenas serve any thread count.
+      env.MALLOC_ARENA_MAX = '2';
       // The entry imports sluice_instance, read from the __pycache__ that the build precompiles.
       argv = [host.config.python, '-s', join(runtimes, 'python', 'sluice_runtime.py')];
       break;

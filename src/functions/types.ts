@@ -119,6 +119,8 @@ export interface Activation {
   cause: string;
   /** Whether a caller waits for it; accepted non-blocking calls survive a restart and run then. */
   blocking: boolean;
+  /** Idempotency key of the intent it serves (a trigger delivery: `<trigger id>/<event id>`). */
+  key?: string;
   input: unknown;
   /** Storage scopes of the token the activation got for ctx.storage. */
   scopes: string[];

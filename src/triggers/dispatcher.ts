@@ -78,10 +78,8 @@ export class TriggerConsumer {
   }
 
   async start(): Promise<void> {
-    for (const d of await this.deps.store.open(this.trigger.id)) {
-      if (d.status === 'running') await this.recover(d);
-      else this.schedule(d);
-    }
+    // Open deliveries of a previous run: a call may have succeeded after their last recorded state.
+    for (const d of await this.deps.store.open(this.trigger.id)) await this.recover(d);
     this.unsubscribe = this.deps.eventLog.onAppend(() => {
       this.moreToRead = true;
       this.pump();
@@ -107,16 +105,24 @@ export class TriggerConsumer {
     for (const d of deliveries) this.schedule(d);
   }
 
-  /** A delivery found running after a restart: finished if its activation succeeded, else tried again. */
+  /**
+   * A delivery left open by a previous run: done if a call for it already succeeded (found by its
+   * idempotency key, or as a finished pipeline run), else tried again.
+   */
   private async recover(d: Delivery): Promise<void> {
-    const previous = d.activation ? this.deps.invoker.find(d.activation) : undefined;
-    const run = !previous && d.activation ? await this.deps.store.getRun(d.activation) : undefined;
-    if (previous?.status === 'success' || run?.status === 'succeeded') {
-      await this.finish(d, 'succeeded');
+    const done = this.deps.invoker.succeededWithKey(this.keyOf(d));
+    const run = !done && d.activation?.startsWith('run_') ? await this.deps.store.getRun(d.activation) : undefined;
+    if (done || run?.status === 'succeeded') {
+      await this.finish({ ...d, ...(done ? { activation: done.id } : {}) }, 'succeeded');
       return;
     }
-    this.deps.log.info({ trigger: this.trigger.name, event: d.event }, 'delivery interrupted by a restart; trying again');
+    if (d.status === 'running')
+      this.deps.log.info({ trigger: this.trigger.name, event: d.event }, 'delivery interrupted by a restart; trying again');
     this.schedule({ ...d, status: 'pending' });
+  }
+
+  private keyOf(d: Pick<Delivery, 'event'>): string {
+    return `${this.trigger.id}/${d.event}`;
   }
 
   private schedule(d: Delivery): void {
@@ -301,10 +307,13 @@ export class TriggerConsumer {
         principal: this.principal,
         blocking: true,
         cause: `trigger:${this.trigger.name}`,
+        // The activation carries the delivery's idempotency key: after a crash the success is found
+        // by it, so the delivery row need not be written before the call (it is batched).
+        key: this.keyOf(attempt),
         untilDone: {
           accepted: (a) => {
             attempt.activation = a.id;
-            void this.deps.store.updateNow(attempt);
+            void this.deps.store.update(attempt);
           },
         },
       });

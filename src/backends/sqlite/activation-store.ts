@@ -21,11 +21,12 @@ export class SqliteActivationStore implements ActivationStore {
   ) {
     this.q = {
       upsert: db.prepare(
-        `INSERT INTO activations (id, function, version, seq, status, subject, cause, cold, queued_at, ended_at, record)
-         VALUES (@id, @function, @version, @seq, @status, @subject, @cause, @cold, @queuedAt, @endedAt, @record)
+        `INSERT INTO activations (id, function, version, seq, status, subject, cause, cold, queued_at, ended_at, key, record)
+         VALUES (@id, @function, @version, @seq, @status, @subject, @cause, @cold, @queuedAt, @endedAt, @key, @record)
          ON CONFLICT (id) DO UPDATE SET status = excluded.status, cold = excluded.cold, ended_at = excluded.ended_at, record = excluded.record`,
       ),
       get: db.prepare('SELECT record FROM activations WHERE id = ?'),
+      byKey: db.prepare(`SELECT record FROM activations WHERE key = ? AND status = 'success' LIMIT 1`),
       unfinished: db.prepare(`SELECT record FROM activations WHERE status IN ('queued', 'running') ORDER BY id`),
       prune: db.prepare(`DELETE FROM activations WHERE ended_at IS NOT NULL AND ended_at < ?`),
     };
@@ -46,6 +47,7 @@ export class SqliteActivationStore implements ActivationStore {
       cold: a.cold ? 1 : 0,
       queuedAt: Date.parse(a.queuedAt),
       endedAt: a.endedAt ? Date.parse(a.endedAt) : null,
+      key: a.key ?? null,
       record: JSON.stringify(a),
     };
   }
@@ -75,6 +77,12 @@ export class SqliteActivationStore implements ActivationStore {
     const buffered = this.pending.get(id);
     if (buffered) return buffered;
     const row = this.q.get.get(id) as { record: string } | undefined;
+    return row ? (JSON.parse(row.record) as Activation) : undefined;
+  }
+
+  succeededWithKey(key: string): Activation | undefined {
+    for (const a of this.pending.values()) if (a.key === key && a.status === 'success') return a;
+    const row = this.q.byKey.get(key) as { record: string } | undefined;
     return row ? (JSON.parse(row.record) as Activation) : undefined;
   }
 

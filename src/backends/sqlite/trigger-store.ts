@@ -64,7 +64,14 @@ export class SqliteTriggerStore implements TriggerStore {
   private readonly writeUpdates: (rows: Delivery[]) => void;
   private readonly advanceTx: (triggerId: string, position: number, matched: { event: number; path: string }[]) => void;
 
-  constructor(private readonly db: Db) {
+  /**
+   * @param writeFirst called before each batch of delivery updates: a delivery marked succeeded must
+   *   not reach the disk before the activation it names (the activation store's batch goes first).
+   */
+  constructor(
+    private readonly db: Db,
+    private readonly writeFirst?: () => void,
+  ) {
     this.q = {
       insert: db.prepare('INSERT INTO triggers (id, name, owner, enabled, position, created, spec) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       byId: db.prepare('SELECT * FROM triggers WHERE id = ? OR name = ?'),
@@ -159,6 +166,7 @@ export class SqliteTriggerStore implements TriggerStore {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.pendingUpdates.size === 0) return;
+    this.writeFirst?.();
     const rows = [...this.pendingUpdates.values()];
     this.pendingUpdates.clear();
     this.writeUpdates(rows);
