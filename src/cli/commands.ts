@@ -6,6 +6,7 @@ import { registerFileCommands } from './files.js';
 import { registerPutGetCommands } from './put-get.js';
 import { registerEventCommands } from './events.js';
 import { registerFunctionCommands } from './functions.js';
+import { registerCatalogCommands } from './catalog.js';
 import { registerTriggerCommands } from './triggers.js';
 
 export function registerClientCommands(program: Command): void {
@@ -15,5 +16,6 @@ export function registerClientCommands(program: Command): void {
   registerFileCommands(program);
   registerEventCommands(program);
   registerFunctionCommands(program);
+  registerCatalogCommands(program);
   registerTriggerCommands(program);
 }
