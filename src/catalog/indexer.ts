@@ -54,7 +54,8 @@ export class CatalogIndexer {
     const saved = await this.deps.eventLog.position(CONSUMER);
     // A new catalogue starts from what the log still holds.
     this.position = saved > 0 ? saved : (await this.deps.eventLog.oldest()) - 1;
-    this.unsubscribe = this.deps.eventLog.onAppend(() => this.kick());
+    // After the listeners of the same commit (triggers): the catalogue may lag a moment, a function should not.
+    this.unsubscribe = this.deps.eventLog.onAppend(() => setImmediate(() => this.kick()));
     this.kick();
   }
 
