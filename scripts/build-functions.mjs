@@ -29,6 +29,8 @@ const STAMP = '.sluice-build.json';
  */
 const RUNTIME_FILES = {
   h5wasm: ['dist/node'], // hdf5_hl.js + hdf5_util.js (the WebAssembly is inlined)
+  // HDF5 filter plugins detectors write with: bitshuffle/LZ4 (DECTRIS EIGER), LZ4, Blosc, Zstandard
+  'h5wasm-plugins': ['index.mjs', ...['bshuf', 'lz4', 'blosc', 'zstd'].map((p) => `plugins/libH5Z${p}.so`)],
   pngjs: ['lib'],
   geotiff: ['dist-module'], // the ES module build; its decoders load on demand
   '@petamoriken/float16': ['src'],
@@ -121,6 +123,7 @@ async function vendorPackage(name, source, target) {
   const licenses = top.filter((f) => LICENSE_RE.test(f));
   const wanted = RUNTIME_FILES[name].flatMap((f) => (typeof f === 'string' ? [f] : top.filter((n) => f.test(n))));
   for (const file of ['package.json', ...licenses, ...wanted]) {
+    await mkdir(dirname(join(dest, file)), { recursive: true });
     await cp(join(source, file), join(dest, file), { recursive: true, filter: (src) => !SKIP_RE.test(src) });
   }
 }

@@ -1,7 +1,7 @@
 // HDF5 through h5wasm (the HDF5 C library compiled to WebAssembly; its node build reads host files
 // directly, so a file is never copied into the heap). What is read is chosen with care: attributes,
 // shapes, types and small values only, and slices of big datasets, never a whole big dataset.
-import { open } from 'node:fs/promises';
+import { open, readdir } from 'node:fs/promises';
 
 /** Datasets with at most this many elements (and bytes) are read as values; bigger ones are described. */
 export const SMALL_ELEMENTS = 64;
@@ -16,14 +16,52 @@ const H5T = { INTEGER: 0, FLOAT: 1, STRING: 3, BITFIELD: 4, OPAQUE: 5, COMPOUND:
 
 let loading;
 
-/** The h5wasm module, loaded once per instance, with HDF5 errors thrown as JS errors (not printed). */
+/**
+ * The h5wasm module, loaded once per instance, with HDF5 errors thrown as JS errors (not printed),
+ * and the filter plugins of h5wasm-plugins where the bundle has them (HDF5 loads one when a dataset
+ * needs it).
+ */
 export function h5wasm() {
   loading ??= import('h5wasm/node').then(async (mod) => {
     const Module = await mod.ready;
     Module.activate_throwing_error_handler();
+    try {
+      (await import('h5wasm-plugins')).install_local_plugins(Module);
+    } catch (err) {
+      if (err?.code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    }
     return mod;
   });
   return loading;
+}
+
+/** Filter plugins of h5wasm-plugins, by file name, and the HDF5 filter ids they register. */
+const PLUGIN_IDS = { bshuf: 32008, lz4: 32004, blosc: 32001, blosc2: 32026, zstd: 32015, bz2: 307, zfp: 32013, jpeg: 32019 };
+/** Built into h5wasm: deflate, shuffle, fletcher32, szip, nbit, scaleoffset, and LZF. */
+const BUILT_IN = [1, 2, 3, 4, 5, 6, 32000];
+
+/** The HDF5 filter ids this instance can decode: built in, or a plugin the bundle carries. */
+export async function decodableFilters() {
+  const ids = new Set(BUILT_IN);
+  try {
+    const { base_url: base } = await import('h5wasm-plugins');
+    for (const file of await readdir(new URL(`${base}/plugins`))) {
+      const id = PLUGIN_IDS[/^libH5Z(\w+)\.so$/.exec(file)?.[1]];
+      if (id) ids.add(id);
+    }
+  } catch (err) {
+    if (err?.code !== 'ERR_MODULE_NOT_FOUND') throw err;
+  }
+  return ids;
+}
+
+/** Why a dataset's data cannot be read here, if its filters say so: a sentence, or undefined. */
+export async function missingFilters(dataset) {
+  const ids = await decodableFilters();
+  const missing = (dataset.filters ?? []).filter((f) => !ids.has(f.id));
+  if (missing.length === 0) return undefined;
+  const names = missing.map((f) => `"${f.name?.split(';')[0] || 'unnamed'}" (filter id ${f.id})`).join(', ');
+  return `it is compressed with ${names}, which this function has no plugin for`;
 }
 
 /**
@@ -236,7 +274,13 @@ function maxshapeOf(metadata) {
 export function describeDataset(dataset, { withValue = true } = {}) {
   const metadata = dataset.metadata;
   const units = textAttribute(dataset, 'units');
-  const value = withValue ? smallValue(dataset, metadata) : undefined;
+  let value;
+  let unreadable;
+  try {
+    value = withValue ? smallValue(dataset, metadata) : undefined;
+  } catch (err) {
+    unreadable = hdf5Message(err); // e.g. compressed with a filter h5wasm lacks: describe it instead
+  }
   if (value !== undefined) return units === undefined ? value : { value, units };
   const out = { shape: metadata.shape, dtype: dtypeName(metadata) };
   const order = byteOrder(metadata);
@@ -245,8 +289,10 @@ export function describeDataset(dataset, { withValue = true } = {}) {
   const maxshape = maxshapeOf(metadata);
   if (maxshape && maxshape.some((n, i) => n !== metadata.shape[i])) out.maxshape = maxshape;
   const filters = dataset.filters;
-  if (filters?.length) out.filters = filters.map((f) => f.name || `filter ${f.id}`);
+  // Plugins name themselves "bitshuffle; see https://…": the name is the part before the ';'.
+  if (filters?.length) out.filters = filters.map((f) => (f.name || `filter ${f.id}`).split(';')[0].trim());
   if (metadata.virtual_sources) out.virtual = true;
   if (units !== undefined) out.units = units;
+  if (unreadable !== undefined) out.unreadable = unreadable;
   return out;
 }
