@@ -4,7 +4,7 @@
 import { pathOf } from '@sluice/builtins/events.mjs';
 import { withLocalCopy } from '@sluice/builtins/local-copy.mjs';
 import { attributes, describeDataset, hdf5Call, linkKind, openHdf5, textAttribute } from '@sluice/builtins/hdf5.mjs';
-import { childrenOfClass, findPlottable, join, signalOf, walk } from '@sluice/builtins/nexus.mjs';
+import { childrenOfClass, externalData, findPlottable, join, signalOf, walk } from '@sluice/builtins/nexus.mjs';
 
 export async function handler(event, ctx) {
   const path = pathOf(event);
@@ -106,9 +106,8 @@ function detector(h5, file, tree, detectorPath) {
     out.data = { path: join(detectorPath, 'data'), ...describeDataset(file.get(join(detectorPath, 'data')), { withValue: false }) };
   } else {
     // EIGER-style master files keep the frames in other files, reached through external links.
-    const external = node.external.filter((x) => x.name === 'data' || x.name.startsWith('data_'));
-    out.data =
-      external.length > 0 ? { external: external.map((x) => ({ path: join(detectorPath, x.name), file: x.file, target: x.path })) } : null;
+    const external = externalData(file, tree, detectorPath);
+    out.data = external.length > 0 ? { external } : null;
   }
   out.fields = f;
   return out;
@@ -123,6 +122,8 @@ function nxdata(h5, file, tree, dataPath) {
     if (link.soft) out.link = link.soft;
     Object.assign(out, describeDataset(file.get(signal), { withValue: false }));
   }
+  const external = externalData(file, tree, dataPath);
+  if (external.length > 0) out.external = external;
   const axes = group.attrs.axes ? group.attrs.axes.json_value : undefined;
   if (axes !== undefined) out.axes = Array.isArray(axes) ? axes : [axes];
   return out;

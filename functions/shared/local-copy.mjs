@@ -4,7 +4,7 @@
 // file that cannot is refused up front with the numbers, instead of failing half-way with ENOSPC.
 import { mkdtemp, rm, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /** The namespace attributes of a regular file; throws a clear Error for directories. */
 export async function statFile(ctx, path) {
@@ -24,22 +24,32 @@ export async function freeBytes(dir) {
 }
 
 /**
+ * Streams `path` into the local file `local` (in /tmp) after checking that it fits; returns its
+ * namespace attributes.
+ */
+export async function download(ctx, path, local) {
+  const attrs = await statFile(ctx, path);
+  const free = await freeBytes(dirname(local));
+  if (free !== undefined && attrs.size > free) {
+    throw new Error(
+      `${path} is ${attrs.size} bytes, more than the ${free} bytes free in this instance's /tmp ` +
+        '(sized by limits.memoryMb in the manifest); deploy the function with a larger limit for files this big',
+    );
+  }
+  await ctx.storage.download(path, local);
+  return attrs;
+}
+
+/**
  * Runs `use(localFile, attrs)` on a local copy of `path` and removes the copy afterwards, also when
- * `use` throws. `attrs` are the file's namespace attributes (size, checksums, …).
+ * `use` throws. `attrs` are the file's namespace attributes (size, checksums, …). Other files that
+ * `use` downloads into the copy's directory are removed with it.
  */
 export async function withLocalCopy(ctx, path, use) {
-  const attrs = await statFile(ctx, path);
   const dir = await mkdtemp(join(tmpdir(), 'sluice-'));
   try {
-    const free = await freeBytes(dir);
-    if (free !== undefined && attrs.size > free) {
-      throw new Error(
-        `${path} is ${attrs.size} bytes, more than the ${free} bytes free in this instance's /tmp ` +
-          '(sized by limits.memoryMb in the manifest); deploy the function with a larger limit for files this big',
-      );
-    }
     const local = join(dir, 'data');
-    await ctx.storage.download(path, local);
+    const attrs = await download(ctx, path, local);
     return await use(local, attrs);
   } finally {
     await rm(dir, { recursive: true, force: true });

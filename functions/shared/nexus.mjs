@@ -55,27 +55,33 @@ function resolveName(group, name) {
 }
 
 /**
- * The default plottable data, as the NeXus manual's "find the plottable data" says: the root's
- * @default names an NXentry (else the first NXentry), the entry's @default an NXdata (or an
- * NXsubentry to descend into; else the first NXdata), and the NXdata's @signal the dataset (else the
- * dataset marked with the older signal=1 attribute). Returns {entry, data, signal} paths, or null.
+ * The default NXdata group, as the NeXus manual's "find the plottable data" says: the root's @default
+ * names an NXentry (else the first NXentry), the entry's @default an NXdata (or an NXsubentry to
+ * descend into; else the first NXdata). Returns {entry, data} paths, or null.
  */
-export function findPlottable(h5, file, tree) {
+export function findDefaultData(file, tree) {
   const root = file.get('/');
   let entry = resolveName('/', textAttribute(root, 'default'));
   if (!entry || !isClass(tree, entry, ['NXentry'])) entry = childrenOfClass(tree, '/', 'NXentry')[0];
   if (!entry) return null;
   let group = entry;
-  for (let hop = 0; hop < 8; hop++) {
-    if (tree.groups.get(group)?.nxClass === 'NXdata') break;
+  for (let hop = 0; hop < 8 && tree.groups.get(group)?.nxClass !== 'NXdata'; hop++) {
     const named = resolveName(group, textAttribute(file.get(group), 'default'));
     const next = named && isClass(tree, named, ['NXdata', 'NXsubentry', 'NXentry']) ? named : childrenOfClass(tree, group, 'NXdata')[0];
     if (!next) return null;
     group = next;
   }
-  if (tree.groups.get(group)?.nxClass !== 'NXdata') return null;
-  const signal = signalOf(h5, file, tree, group);
-  return signal ? { entry, data: group, signal } : null;
+  return tree.groups.get(group)?.nxClass === 'NXdata' ? { entry, data: group } : null;
+}
+
+/**
+ * The default plottable data: the default NXdata group's @signal dataset (else the dataset marked
+ * with the older signal=1 attribute). Returns {entry, data, signal} paths, or null.
+ */
+export function findPlottable(h5, file, tree) {
+  const found = findDefaultData(file, tree);
+  const signal = found && signalOf(h5, file, tree, found.data);
+  return signal ? { ...found, signal } : null;
 }
 
 /** The signal dataset of an NXdata group (path), by @signal or the legacy signal=1 attribute. */
@@ -89,6 +95,21 @@ export function signalOf(h5, file, tree, group) {
     if (legacy === 1 || legacy === '1' || (Array.isArray(legacy) && (legacy[0] === 1 || legacy[0] === '1'))) return join(group, name);
   }
   return undefined;
+}
+
+/**
+ * Frames kept in other files, as EIGER master files keep them: the external links of a group (an
+ * NXdata or NXdetector) that hold its data — the one @signal names, else those named data or
+ * data_000001, data_000002, … in order. Each is {path, file, target}; empty if there are none.
+ */
+export function externalData(file, tree, group) {
+  const external = tree.groups.get(group)?.external ?? [];
+  const signal = textAttribute(file.get(group), 'signal');
+  const named = external.filter((x) => x.name === signal);
+  const links = named.length > 0 ? named : external.filter((x) => /^data(_\d+)?$/.test(x.name));
+  return links
+    .sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }))
+    .map((x) => ({ path: join(group, x.name), file: x.file, target: x.path }));
 }
 
 function isClass(tree, path, classes) {

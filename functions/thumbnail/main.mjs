@@ -1,9 +1,11 @@
 // thumbnail: a grayscale PNG preview of one detector frame of an HDF5/NeXus or TIFF file, written
 // next to the file as derived data (<dir>/<stem>.preview.png). See functions/README.md.
+import { rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { intOption, pathOf, splitPath } from '@sluice/builtins/events.mjs';
 import { headOf, isHdf5, openHdf5 } from '@sluice/builtins/hdf5.mjs';
-import { withLocalCopy } from '@sluice/builtins/local-copy.mjs';
-import { chooseDataset, isTiff, readHdf5Frame, readTiffFrame } from './frames.mjs';
+import { download, withLocalCopy } from '@sluice/builtins/local-copy.mjs';
+import { chooseImage, isTiff, readHdf5Frame, readTiffFrame } from './frames.mjs';
 import { encodePng, percentiles, render, validPixels } from './image.mjs';
 
 const DEFAULT_PERCENTILES = [0.5, 99.5];
@@ -15,6 +17,36 @@ export function previewPath(path) {
   const dot = name.lastIndexOf('.');
   const stem = dot > 0 ? name.slice(0, dot) : name;
   return `${dir === '/' ? '' : dir}/${stem}${PREVIEW_SUFFIX}`;
+}
+
+/**
+ * Opens the files an HDF5 file links to (EIGER master files keep their frames in <prefix>_data_000001.h5
+ * and so on), one at a time: each is downloaded from beside the file into the same local directory
+ * and removed again when closed. Only link targets beside the file or below its directory are followed.
+ */
+function linkedFiles(ctx, path, localDir) {
+  const { dir } = splitPath(path);
+  let n = 0;
+  return async (fileName) => {
+    if (fileName.startsWith('/') || fileName.split('/').includes('..')) {
+      throw new Error(`${path} links to ${fileName}; only files beside it (relative names without "..") are followed`);
+    }
+    const linkedPath = `${dir === '/' ? '' : dir}/${fileName.replace(/^\.\//, '')}`;
+    const local = join(localDir, `linked-${++n}`);
+    try {
+      await download(ctx, linkedPath, local);
+    } catch (err) {
+      throw new Error(`the frames of ${path} are in ${linkedPath}, which cannot be read: ${err.message}`, { cause: err });
+    }
+    const { file } = await openHdf5(local, linkedPath);
+    return {
+      file,
+      async close() {
+        file.close();
+        await rm(local, { force: true });
+      },
+    };
+  };
 }
 
 function options(event) {
@@ -47,7 +79,8 @@ export async function handler(event, ctx) {
     }
     const { h5, file } = await openHdf5(local, path);
     try {
-      return readHdf5Frame(h5, file, path, chooseDataset(h5, file, path, opts.dataset), opts.frame);
+      const chosen = chooseImage(h5, file, path, opts.dataset);
+      return await readHdf5Frame(h5, file, path, chosen, opts.frame, linkedFiles(ctx, path, dirname(local)));
     } finally {
       file.close();
     }
