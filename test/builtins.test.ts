@@ -20,6 +20,7 @@ import {
   dtypeOfDdl,
   h5dumpDatasets,
   h5dumpHeader,
+  hasHdf5Plugin,
   makeNexus,
   pythonJson,
   rawToTiff,
@@ -42,6 +43,8 @@ const RAW = '/beamtime/11012345/raw';
 
 let server: RunningServer;
 let work: string;
+/** Whether h5py here writes bitshuffle/LZ4 and bzip2 (the EIGER file is gzip-compressed otherwise). */
+let withPlugins = false;
 /** Local copies of what was uploaded, by namespace path. */
 const uploaded = new Map<string, string>();
 
@@ -99,6 +102,22 @@ before(async () => {
   await makeNexus(join(work, 'scan_0002.nxs'), { frames: 4, height: 60, width: 80, dtype: 'float32', compression: 'none' });
   await put(`${RAW}/scan_0001.nxs`, join(work, 'scan_0001.nxs'));
   await put(`${RAW}/scan_0002.nxs`, join(work, 'scan_0002.nxs'));
+
+  // An EIGER-style series: a master file and two data files, bitshuffle/LZ4 as the detector writes.
+  withPlugins = await hasHdf5Plugin();
+  const eiger = await makeNexus(join(work, 'series_7_master.h5'), {
+    frames: 6,
+    height: 48,
+    width: 64,
+    external: 2,
+    compression: withPlugins ? 'bslz4' : 'gzip',
+  });
+  assert.deepEqual(eiger.data_files, ['series_7_master_data_000001.h5', 'series_7_master_data_000002.h5']);
+  for (const f of ['series_7_master.h5', ...eiger.data_files]) await put(`${RAW}/${f}`, join(work, f));
+  if (withPlugins) {
+    await makeNexus(join(work, 'scan_bz2.nxs'), { frames: 2, height: 20, width: 30, compression: 'bz2' });
+    await put(`${RAW}/scan_bz2.nxs`, join(work, 'scan_bz2.nxs'));
+  }
 
   await writeFile(join(work, 'g16.raw'), gradient(200, 150, 'short'));
   await writeFile(join(work, 'gf.raw'), gradient(200, 150, 'float'));
@@ -241,6 +260,22 @@ describe('nexus-metadata', () => {
     assert.equal(det.data.filters, undefined, 'written without compression');
   });
 
+  test('an EIGER master file: the external links to the data files, as h5dump shows them', async () => {
+    const file = uploaded.get(`${RAW}/series_7_master.h5`)!;
+    const a = await succeeds('nexus-metadata', { path: `${RAW}/series_7_master.h5` });
+    const root = await h5dumpHeader(file);
+    const links = Object.values(ddlAt(root, '/entry/data')!.children).filter((c) => c.kind === 'external');
+    assert.equal(links.length, 2);
+    const entry = a.result.metadata.entries.entry;
+    assert.deepEqual(
+      entry.data[0].external,
+      links.map((l) => ({ path: `/entry/data/${l.name}`, file: l.targetFile, target: l.target })),
+    );
+    assert.equal(entry.data[0].signal, null);
+    assert.equal(entry.instruments[0].detectors[0].data, null, 'the detector group itself has no data');
+    assert.equal(a.result.metadata.tree['/entry/instrument/detector/detectorSpecific'], 'NXcollection');
+  });
+
   test('refuses what it cannot read with a clear error', async () => {
     assert.match((await fails('nexus-metadata', { path: `${RAW}/notes.txt` })).message, /notes\.txt is not an HDF5 file/);
     assert.match((await fails('nexus-metadata', { path: `${RAW}/missing.nxs` })).message, /404/);
@@ -263,19 +298,38 @@ function assertMonotonic(values: number[], what: string, span = 200): void {
 const fixtureValue = (k: number, i: number, j: number, height: number, width: number) =>
   100 + Math.round((20000 * j) / (width - 1)) + Math.round((5000 * i) / (height - 1)) + 100 * k;
 
-/** numpy's percentiles of frame `frame` of the detector data, without NaN, sentinels and pixel_mask pixels. */
-async function numpyPercentiles(file: string, frame: number): Promise<[number, number]> {
+/**
+ * numpy's percentiles of one frame, without NaN, sentinels and the pixels the mask flags. By default
+ * the frame is of the detector data in `file`, the mask that detector's pixel_mask.
+ */
+async function numpyPercentiles(
+  file: string,
+  frame: number,
+  where: { data?: string; maskFile?: string; mask?: string } = {},
+): Promise<[number, number]> {
   const code = `
 import sys, json, h5py, numpy as np
-with h5py.File(sys.argv[1], 'r') as f:
-    det = f['/entry/instrument/detector']
-    frame = det['data'][int(sys.argv[2])].astype(np.float64)
-    valid = np.isfinite(frame) & (det['pixel_mask'][()] == 0)
-    if det['data'].dtype == np.uint16:
-        valid &= frame != 65535
-    print(json.dumps(list(np.percentile(frame[valid], [0.5, 99.5]))))
+try:
+    import hdf5plugin  # to read bitshuffle/LZ4
+except ImportError:
+    pass
+file, frame, data, mask_file, mask = sys.argv[1:]
+with h5py.File(file, 'r') as f, h5py.File(mask_file, 'r') as m:
+    stack = f[data]
+    values = stack[int(frame)].astype(np.float64)
+    valid = np.isfinite(values) & (m[mask][()] == 0)
+    if stack.dtype == np.uint16:
+        valid &= values != 65535
+    print(json.dumps(list(np.percentile(values[valid], [0.5, 99.5]))))
 `;
-  return (await pythonJson(code, file, String(frame))) as [number, number];
+  const args = [
+    file,
+    String(frame),
+    where.data ?? '/entry/instrument/detector/data',
+    where.maskFile ?? file,
+    where.mask ?? '/entry/instrument/detector/pixel_mask',
+  ];
+  return (await pythonJson(code, ...args)) as [number, number];
 }
 
 const close = (actual: number, expected: number, what: string) =>
@@ -399,6 +453,58 @@ describe('thumbnail', () => {
       Array.from({ length: 200 }, (_, x) => grayOf(fpng)(x, 100)),
       'float TIFF row 100',
     );
+  });
+
+  test('EIGER master file: the frame is read from the data file that holds it, masked by detectorSpecific/pixel_mask', async () => {
+    const a = await succeeds('thumbnail', { path: `${RAW}/series_7_master.h5`, frame: 4 });
+    const r = a.result;
+    assert.equal(r.preview, `${RAW}/series_7_master.preview.png`);
+    assert.equal(r.source.dataset, '/entry/data/data_000002');
+    assert.equal(r.source.file, 'series_7_master_data_000002.h5');
+    assert.equal(r.source.target, '/entry/data/data');
+    assert.equal(r.source.frame, 4);
+    assert.equal(r.source.frameInFile, 1, 'frames 0-2 are in the first file');
+    assert.deepEqual(r.source.shape, [3, 48, 64]);
+    assert.equal(r.source.mask, '/entry/instrument/detector/detectorSpecific/pixel_mask');
+    const [low, high] = await numpyPercentiles(join(work, 'series_7_master_data_000002.h5'), 1, {
+      data: '/entry/data/data',
+      maskFile: join(work, 'series_7_master.h5'),
+      mask: '/entry/instrument/detector/detectorSpecific/pixel_mask',
+    });
+    close(r.scale.low, low, 'low');
+    close(r.scale.high, high, 'high');
+    const png = PNG.sync.read(await get(r.preview));
+    assert.deepEqual([png.width, png.height], [64, 48]);
+    for (let i = 0; i < 48; i++) {
+      for (let j = 0; j < 64; j++) {
+        if (i === 12 || (i === 1 && j === 2) || (i === 24 && j === 21) || (i === 46 && j === 61)) {
+          assert.equal(grayOf(png)(j, i), 0, `masked pixel (${i}, ${j})`);
+          continue;
+        }
+        const t = Math.min(1, Math.max(0, (fixtureValue(4, i, j, 48, 64) - r.scale.low) / (r.scale.high - r.scale.low)));
+        assert.ok(Math.abs(grayOf(png)(j, i) - 255 * t) <= 0.5 + 1e-9, `pixel (${i}, ${j}): ${grayOf(png)(j, i)} for ${255 * t}`);
+      }
+    }
+    assert.match((await fails('thumbnail', { path: `${RAW}/series_7_master.h5`, frame: 6 })).message, /links 6 frames in 2 files/);
+  });
+
+  test('compression: bitshuffle/LZ4 decoded by the bundled plugin; a filter without a plugin is named', async (t) => {
+    if (!withPlugins) {
+      t.skip('h5py here cannot write bitshuffle/LZ4 or bzip2 (Debian: python3-hdf5plugin, bitshuffle, hdf5-filter-plugin)');
+      return;
+    }
+    const md = await succeeds('nexus-metadata', { path: `${RAW}/series_7_master.h5` });
+    assert.ok(md.result.path);
+    const a = await succeeds('thumbnail', { path: `${RAW}/series_7_master.h5`, frame: 0 });
+    assert.equal(a.result.source.file, 'series_7_master_data_000001.h5');
+    const bz2 = await fails('thumbnail', { path: `${RAW}/scan_bz2.nxs` });
+    assert.match(
+      bz2.message,
+      /cannot read .*scan_bz2\.nxs:\/entry\/data\/data: it is compressed with "HDF5 bzip2 filter" \(filter id 307\), which this function has no plugin for/,
+    );
+    const meta = await succeeds('nexus-metadata', { path: `${RAW}/scan_bz2.nxs` });
+    const data = meta.result.metadata.entries.entry.instruments[0].detectors[0].data;
+    assert.deepEqual(data.filters, ['HDF5 bzip2 filter'], 'described without being read');
   });
 
   test('bad requests fail with a message that says what is wrong', async () => {

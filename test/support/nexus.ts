@@ -18,11 +18,20 @@ export interface NexusOptions {
   height?: number;
   width?: number;
   dtype?: 'uint16' | 'float32';
-  compression?: 'gzip' | 'none';
+  /** bslz4 and bz2 need hdf5plugin (see hasHdf5Plugin). */
+  compression?: 'gzip' | 'none' | 'bslz4' | 'bz2';
+  /** An EIGER-style master file with its frames in this many data files beside it. */
+  external?: number;
 }
 
-/** Writes a NeXus file with h5py; returns the script's summary (shape, dtype, masked pixels). */
-export async function makeNexus(file: string, opts: NexusOptions = {}): Promise<{ shape: number[]; dtype: string; masked: number }> {
+/**
+ * Writes a NeXus file with h5py; returns the script's summary (shape, dtype, masked pixels, and the
+ * names of the data files written beside it with `external`).
+ */
+export async function makeNexus(
+  file: string,
+  opts: NexusOptions = {},
+): Promise<{ shape: number[]; dtype: string; masked: number; data_files: string[] }> {
   const args = [MAKE_NEXUS, file];
   for (const [k, v] of Object.entries(opts)) args.push(`--${k}`, String(v));
   const { stdout } = await run(PYTHON, args, { maxBuffer: 1 << 20 });
@@ -44,6 +53,22 @@ export async function rawToTiff(
   await run('raw2tiff', [...args, raw, tiff]);
 }
 
+/** Whether h5py can write and read bitshuffle/LZ4 and bzip2 (Debian: python3-hdf5plugin, bitshuffle, hdf5-filter-plugin). */
+export async function hasHdf5Plugin(): Promise<boolean> {
+  const code = `
+import json, h5py, numpy, hdf5plugin, tempfile
+with tempfile.TemporaryFile() as t, h5py.File(t, "w") as f:
+    for name, c in [("b", hdf5plugin.Bitshuffle(nelems=0, cname="lz4")), ("z", hdf5plugin.BZip2())]:
+        f.create_dataset(name, data=numpy.arange(100), chunks=(10,), **c)
+        assert f[name][5] == 5
+print(json.dumps(True))
+`;
+  return pythonJson(code).then(
+    () => true,
+    () => false,
+  );
+}
+
 /** Runs python code with numpy/h5py and parses what it prints as JSON. */
 export async function pythonJson(code: string, ...argv: string[]): Promise<unknown> {
   const { stdout } = await run(PYTHON, ['-c', code, ...argv], { maxBuffer: 16 << 20 });
@@ -62,7 +87,9 @@ export interface DdlNode {
   chunks?: number[];
   filters?: string[];
   hardlink?: string;
+  /** SOFTLINK: LINKTARGET; EXTERNAL_LINK: TARGETPATH inside TARGETFILE. */
   target?: string;
+  targetFile?: string;
   attrs: Record<string, DdlNode>;
   children: Record<string, DdlNode>;
 }
@@ -143,8 +170,11 @@ function parseBody(lines: string[], start: number, node: DdlNode): number {
     } else if ((m = /^HARDLINK "(.*)"$/.exec(line))) {
       node.hardlink = m[1]!;
       i++;
-    } else if ((m = /^LINKTARGET "(.*)"$/.exec(line))) {
+    } else if ((m = /^(?:LINKTARGET|TARGETPATH) "(.*)"$/.exec(line))) {
       node.target = m[1]!;
+      i++;
+    } else if ((m = /^TARGETFILE "(.*)"$/.exec(line))) {
+      node.targetFile = m[1]!;
       i++;
     } else if (line.endsWith('{') && !line.includes('}')) {
       i = skipBlock(lines, i);
