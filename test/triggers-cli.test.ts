@@ -329,7 +329,7 @@ describe('trigger commands', () => {
     assert.equal((await fails(['trigger', 'create', 'no-pipe', '--pipeline', 'nope'])).stderr, 'sluice: NOT_FOUND: no pipeline nope\n');
     assert.match(
       (await fails(['trigger', 'create', 'Upper', '--function', 'faults-node'])).stderr,
-      /^sluice: BAD_REQUEST: body\/name must match pattern/,
+      /^sluice: BAD_REQUEST: trigger\/name: Expected string to match/,
     );
     assert.match(
       (await fails(['trigger', 'create', 'no-target'])).stderr,

@@ -201,7 +201,10 @@ describe('triggers', () => {
   test('bad triggers are refused with the field named', async () => {
     const bad = await api(server, 'POST', '/triggers', { name: 'x', filter: { events: ['IN_NOPE'] }, target: { function: 'faults-node' } });
     assert.equal(bad.status, 400);
-    assert.match(bad.body.detail, /events/);
+    assert.match(bad.body.detail, /^trigger\/filter\/events\/0: .*one of IN_ACCESS, .*got "IN_NOPE"/);
+    const noFunction = await api(server, 'POST', '/triggers', { name: 'z', target: { function: 'nope' } });
+    assert.equal(noFunction.status, 404);
+    assert.equal(noFunction.body.detail, 'no function nope');
     const noPipe = await api(server, 'POST', '/triggers', { name: 'y', target: { pipeline: 'nope' } });
     assert.equal(noPipe.status, 404);
     const dup = await api(server, 'POST', '/triggers', { name: 'flaky', target: { function: 'faults-node' } });

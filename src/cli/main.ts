@@ -3,6 +3,12 @@ import { Command } from 'commander';
 import { registerServe } from './serve.js';
 import { SluiceError } from '../errors.js';
 
+// `sluice … | head` closes the pipe early: that is the reader's choice, not an error worth a stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 const program = new Command();
 program.name('sluice').description('event-driven data placement and processing for scientific storage').version('0.1.0');
 registerServe(program);

@@ -246,6 +246,11 @@ export class Invoker {
     }
   }
 
+  /** The version a reference names (NOT_FOUND when there is none), for those that bind to functions. */
+  resolve(name: string, ref?: string): Promise<FunctionVersion> {
+    return this.deps.registry.resolve(name, ref);
+  }
+
   /** The successful activation made under an idempotency key, if any. */
   succeededWithKey(key: string): Activation | undefined {
     return this.deps.store.succeededWithKey(key);

@@ -270,10 +270,22 @@ export class TriggerConsumer {
         this.schedule(retry);
       }
     } catch (err) {
-      this.deps.log.error({ err, trigger: this.trigger.name, event: d.event }, 'delivery failed unexpectedly; retrying');
-      const retry: Delivery = { ...attempt, status: 'pending', lastError: (err as Error).message, notBefore: Date.now() + 1000 };
-      await this.deps.store.update(retry);
-      this.schedule(retry);
+      // Counted like any failed attempt, so an error that keeps coming ends as a dead letter.
+      const error = `internal error: ${(err as Error).message}`;
+      this.deps.log.error({ err, trigger: this.trigger.name, event: d.event }, 'delivery failed unexpectedly');
+      if (attempt.attempts >= this.trigger.delivery.maxAttempts) {
+        await this.finish(attempt, 'dead', error);
+      } else {
+        const { backoffSeconds, maxBackoffSeconds } = this.trigger.delivery;
+        const retry: Delivery = {
+          ...attempt,
+          status: 'pending',
+          lastError: error,
+          notBefore: Date.now() + backoffMs(attempt.attempts, backoffSeconds, maxBackoffSeconds),
+        };
+        await this.deps.store.update(retry);
+        this.schedule(retry);
+      }
     } finally {
       this.inFlight--;
       this.busyPaths.delete(d.path);

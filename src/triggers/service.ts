@@ -27,7 +27,12 @@ const newId = (prefix: string): string => `${prefix}_${randomBytes(8).toString('
 function check<T>(schema: Parameters<typeof Value.Default>[0], body: unknown, what: string): T {
   const value = Value.Default(schema, structuredClone(body)) as T;
   const first = Value.Errors(schema, value).First();
-  if (first) throw new SluiceError('BAD_REQUEST', `${what}${first.path || ''}: ${first.message}`);
+  if (first) {
+    // A choice among literals reads better as the list of what is allowed.
+    const choices = (first.schema as { anyOf?: { const?: unknown }[] }).anyOf?.map((s) => s.const).filter((c) => c !== undefined);
+    const hint = choices?.length ? ` (one of ${choices.join(', ')}; got ${JSON.stringify(first.value)})` : '';
+    throw new SluiceError('BAD_REQUEST', `${what}${first.path || ''}: ${first.message}${hint}`);
+  }
   return value;
 }
 
@@ -67,8 +72,11 @@ export class TriggerService {
     const spec = check<NewTrigger>(NewTrigger, body, 'trigger');
     spec.filter.path = normalizePath(spec.filter.path);
     compileFilter(spec.filter);
-    if ('function' in spec.target) parseFunctionRef(spec.target.function);
-    else if (!(await this.deps.store.getPipeline(spec.target.pipeline))) {
+    if ('function' in spec.target) {
+      // A trigger on a function that does not exist would only fill its dead-letter list.
+      const { name, ref } = parseFunctionRef(spec.target.function);
+      await this.deps.invoker.resolve(name, ref);
+    } else if (!(await this.deps.store.getPipeline(spec.target.pipeline))) {
       throw new SluiceError('NOT_FOUND', `no pipeline ${spec.target.pipeline}`);
     }
     const { from, ...rest } = spec;

@@ -100,7 +100,7 @@ export class SqliteTriggerStore implements TriggerStore {
         'INSERT INTO pipeline_runs (id, pipeline, status, created, record) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status, record = excluded.record',
       ),
       getRun: db.prepare('SELECT record FROM pipeline_runs WHERE id = ?'),
-      runs: db.prepare('SELECT record FROM pipeline_runs WHERE pipeline = ? ORDER BY id DESC LIMIT ?'),
+      runs: db.prepare('SELECT record FROM pipeline_runs WHERE pipeline = ? ORDER BY created DESC, id DESC LIMIT ?'),
     };
     this.writeUpdates = db.transaction((rows: Delivery[]) => {
       for (const d of rows) {
