@@ -69,6 +69,9 @@ before(async () => {
     await app.register(catalogRoutes, { prefix: '/api/v1', core: testCore });
   }
   url = await app.listen({ host: '127.0.0.1', port: 0 });
+  // This suite seeds the catalogue by hand (owners, times, derivations): the indexer, which would
+  // record the same uploads from the namespace's point of view, is stopped (test/catalog-indexer.test.ts covers it).
+  await core.catalogIndexer.stop();
   adminToken = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
   close = async () => {
     await core.channels.stop();
