@@ -53,6 +53,12 @@ function ranked(values, candidates, ks, below = 0) {
     return out;
   }
   const scale = BINS / (max - min);
+  if (!(scale > 0 && Number.isFinite(scale))) {
+    // A range too wide or too narrow for doubles to bin (±1e308, or subnormal): sort them all.
+    const all = Float64Array.from(values.filter((_, i) => candidates[i])).sort();
+    for (const k of ks) out.set(k, all[k - below]);
+    return out;
+  }
   const hist = new Uint32Array(BINS);
   for (let i = 0; i < n; i++) if (candidates[i]) hist[binOf(values[i], min, scale)]++;
 
