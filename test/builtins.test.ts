@@ -144,6 +144,7 @@ describe('nexus-metadata', () => {
     const file = uploaded.get(`${RAW}/scan_0001.nxs`)!;
     const a = await succeeds('nexus-metadata', { path: `${RAW}/scan_0001.nxs` });
     assert.equal(a.result.path, `${RAW}/scan_0001.nxs`);
+    assert.deepEqual(a.scopes, ['storage.read:/'], 'the manifest holds even an admin to reading');
     const md = a.result.metadata;
     const root = await h5dumpHeader(file);
 
@@ -535,6 +536,7 @@ describe('checksum-verify', () => {
 
     const a = await succeeds('checksum-verify', { path });
     assert.equal(a.result.ok, true, JSON.stringify(a.result));
+    assert.deepEqual(a.scopes, ['storage.read:/']);
     assert.deepEqual(a.result.size, { expected: bytes.length, actual: bytes.length });
     for (const c of a.result.checksums) {
       const recorded = stat.checksums.find((s: { type: string }) => s.type === c.type);
