@@ -27,7 +27,10 @@ try {
   const res = await fetch(`${url}/api/v1/openapi.json`, { headers: { authorization: `Bearer ${token}` } });
   if (!res.ok) throw new Error(`GET /api/v1/openapi.json answered ${res.status}: ${await res.text()}`);
   const doc = await res.json();
-  await writeFile(out, JSON.stringify(doc, null, 2) + '\n');
+  // Formatted as the repository's prettier config wants it, so `npm run lint` stays clean after a regeneration.
+  const prettier = await import('prettier');
+  const options = (await prettier.resolveConfig(out)) ?? {};
+  await writeFile(out, await prettier.format(JSON.stringify(doc), { ...options, filepath: out }));
   console.log(`wrote ${out}: ${Object.keys(doc.paths ?? {}).length} paths, OpenAPI ${doc.openapi}`);
 } finally {
   if (server.exitCode === null && server.signalCode === null) {
