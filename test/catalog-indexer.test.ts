@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startServer, authed, json, type RunningServer } from './support/server.js';
+import { until } from './support/cli.js';
 import { deploy, fixtureCopy } from './support/functions.js';
 
 let server: RunningServer;
@@ -25,16 +26,6 @@ async function post(path: string, body: unknown): Promise<Json> {
     body: JSON.stringify(body),
   });
   return json(res);
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 before(async () => {

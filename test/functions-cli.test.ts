@@ -3,12 +3,12 @@
 // python, exec) in their sandbox; and the client methods behind the commands, against the same server.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SLUICE_BIN, startServer, tempDir, type RunningServer } from './support/server.js';
+import { startServer, tempDir, type RunningServer } from './support/server.js';
 import { FIXTURES, call, deploy, fixtureCopy, invoke, waitForActivation } from './support/functions.js';
+import { cliFails, cliOk, runCli, type Run } from './support/cli.js';
 import { SluiceClient } from '../src/cli/client.js';
 import type { Activation } from '../src/functions/types.js';
 
@@ -24,12 +24,6 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 interface RunOptions {
   /** Another server (default: the shared one). */
   on?: RunningServer;
@@ -38,30 +32,9 @@ interface RunOptions {
   stdin?: string;
 }
 
-function sluice(args: string[], opts: RunOptions = {}): Promise<Run> {
-  const target = opts.on ?? server;
-  return new Promise((resolve) => {
-    const child = execFile(
-      process.execPath,
-      [SLUICE_BIN, ...args],
-      { env: { ...process.env, SLUICE_URL: opts.url ?? target.url, SLUICE_TOKEN: target.token }, maxBuffer: 16 * 1024 * 1024 },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-    child.stdin!.end(opts.stdin);
-  });
-}
-
-async function ok(args: string[], opts?: RunOptions): Promise<Run> {
-  const r = await sluice(args, opts);
-  assert.equal(r.code, 0, `sluice ${args.join(' ')} failed:\n${r.stderr}`);
-  return r;
-}
-
-async function fails(args: string[], opts?: RunOptions): Promise<Run> {
-  const r = await sluice(args, opts);
-  assert.equal(r.code, 1, `sluice ${args.join(' ')} should have failed:\n${r.stdout}\n${r.stderr}`);
-  return r;
-}
+const sluice = (args: string[], opts: RunOptions = {}): Promise<Run> => runCli(opts.on ?? server, args, opts);
+const ok = (args: string[], opts: RunOptions = {}): Promise<Run> => cliOk(opts.on ?? server, args, opts);
+const fails = (args: string[], opts: RunOptions = {}): Promise<Run> => cliFails(opts.on ?? server, args, opts);
 
 /** `fn invoke … --json`: the activation, whether it succeeded (exit 0) or failed (exit 1). */
 async function invokeJson(target: string, data: unknown, opts?: RunOptions): Promise<Activation> {

@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startServer, authed, json, tempDir, REPO_ROOT, type RunningServer } from './support/server.js';
+import { until } from './support/cli.js';
 import { deploy } from './support/functions.js';
 import { ddlAt, ddlGroups, ddlText, h5dumpHeader, makeNexus } from './support/nexus.js';
 
@@ -28,16 +29,6 @@ async function api(method: string, path: string, body?: unknown): Promise<{ stat
     ...(body !== undefined ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}),
   });
   return { status: res.status, body: await json(res) };
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 before(async () => {
@@ -73,10 +64,14 @@ test('an uploaded NeXus file reaches the catalogue with its metadata, a preview 
   const put = await authed(server)(`${RAW}/scan_0001.nxs`, { method: 'PUT', body: await readFile(local) });
   assert.equal(put.status, 201);
 
-  const record = await until('the NeXus metadata in the catalogue', async () => {
-    const r = await api('GET', `/catalog/files${RAW}/scan_0001.nxs`);
-    return r.status === 200 && r.body.metadata.nexus ? r.body : undefined;
-  });
+  const record = await until(
+    'the NeXus metadata in the catalogue',
+    async () => {
+      const r = await api('GET', `/catalog/files${RAW}/scan_0001.nxs`);
+      return r.status === 200 && r.body.metadata.nexus ? r.body : undefined;
+    },
+    60_000,
+  );
   assert.equal(record.type, 'raw');
   const md = record.metadata.nexus;
   const root = await h5dumpHeader(local);
@@ -97,10 +92,14 @@ test('an uploaded NeXus file reaches the catalogue with its metadata, a preview 
 
   // The preview beside the data, as a derived record pointing at the NeXus file.
   const previewPath = `${RAW}/scan_0001.preview.png`;
-  const preview = await until('the preview record', async () => {
-    const r = await api('GET', `/catalog/files${previewPath}`);
-    return r.status === 200 && r.body.provenance ? r.body : undefined;
-  });
+  const preview = await until(
+    'the preview record',
+    async () => {
+      const r = await api('GET', `/catalog/files${previewPath}`);
+      return r.status === 200 && r.body.provenance ? r.body : undefined;
+    },
+    60_000,
+  );
   const png = PNG.sync.read(Buffer.from(await (await authed(server)(previewPath)).arrayBuffer()));
   assert.deepEqual([png.width, png.height], [64, 48], 'a 128×96 frame fits 64 px keeping its aspect');
   assert.equal(preview.type, 'derived');

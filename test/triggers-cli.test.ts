@@ -3,11 +3,11 @@
 // files uploaded through the WebDAV door; and the pure parsers behind the flags.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SLUICE_BIN, authed, startChildServer, startServer, tempDir, type RunningServer } from './support/server.js';
+import { authed, startChildServer, startServer, tempDir, type RunningServer } from './support/server.js';
 import { FIXTURES, fixtureCopy } from './support/functions.js';
+import { cliFails, cliOk, runCli, type Run } from './support/cli.js';
 import { parseParam, parseSize, parseStep } from '../src/cli/triggers.js';
 import type { Activation } from '../src/functions/types.js';
 import type { Delivery, Pipeline, PipelineRun, Trigger, TriggerStatus } from '../src/cli/client.js';
@@ -15,42 +15,15 @@ import type { Delivery, Pipeline, PipelineRun, Trigger, TriggerStatus } from '..
 let server: RunningServer;
 let work: string;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 interface RunOptions {
   stdin?: string;
   /** Another server (default: the shared one). */
   on?: RunningServer;
 }
 
-function sluice(args: string[], opts: RunOptions = {}): Promise<Run> {
-  const target = opts.on ?? server;
-  return new Promise((resolve) => {
-    const child = execFile(
-      process.execPath,
-      [SLUICE_BIN, ...args],
-      { env: { ...process.env, SLUICE_URL: target.url, SLUICE_TOKEN: target.token }, maxBuffer: 16 * 1024 * 1024 },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-    child.stdin!.end(opts.stdin);
-  });
-}
-
-async function ok(args: string[], opts?: RunOptions): Promise<Run> {
-  const r = await sluice(args, opts);
-  assert.equal(r.code, 0, `sluice ${args.join(' ')} failed:\n${r.stderr}`);
-  return r;
-}
-
-async function fails(args: string[], opts?: RunOptions): Promise<Run> {
-  const r = await sluice(args, opts);
-  assert.equal(r.code, 1, `sluice ${args.join(' ')} should have failed:\n${r.stdout}\n${r.stderr}`);
-  return r;
-}
+const sluice = (args: string[], opts: RunOptions = {}): Promise<Run> => runCli(opts.on ?? server, args, opts);
+const ok = (args: string[], opts: RunOptions = {}): Promise<Run> => cliOk(opts.on ?? server, args, opts);
+const fails = (args: string[], opts: RunOptions = {}): Promise<Run> => cliFails(opts.on ?? server, args, opts);
 
 async function okJson<T>(args: string[], opts?: RunOptions): Promise<T> {
   return JSON.parse((await ok([...args, '--json'], opts)).stdout) as T;

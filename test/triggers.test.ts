@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startServer, startChildServer, authed, json, type RunningServer } from './support/server.js';
+import { until } from './support/cli.js';
 import { deploy, fixtureCopy } from './support/functions.js';
 
 let server: RunningServer;
@@ -23,16 +24,6 @@ async function api(s: RunningServer, method: string, path: string, body?: unknow
 
 async function put(s: RunningServer, path: string, content: string): Promise<number> {
   return (await authed(s)(path, { method: 'PUT', body: content })).status;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function activationsOf(s: RunningServer, fn: string): Promise<Json[]> {
