@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { Parser, type ReadEntry } from 'tar';
+import type { ReadEntry } from 'tar';
 import { SluiceError } from '../errors.js';
 import { readManifest } from './manifest.js';
 import type { Manifest, VersionId } from './types.js';
@@ -151,6 +151,8 @@ const tooLarge = (message: string) => new SluiceError('PAYLOAD_TOO_LARGE', messa
 const refused = (message: string) => new SluiceError('BAD_REQUEST', message);
 
 async function extract(archive: Readable, dir: string, limits: UnpackLimits, fsync: boolean): Promise<BundleEntry[]> {
+  // Loaded on the first deploy, not at server start: an idle server never needs it (6 MB).
+  const { Parser } = await import('tar');
   const claimed = new Map<string, 'file' | 'dir'>();
   const files: BundleEntry[] = [];
   let entryCount = 0;

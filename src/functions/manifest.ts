@@ -5,7 +5,7 @@
 import { lstat, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import { SluiceError } from '../errors.js';
 import { Manifest, type Runtime } from './types.js';
 
@@ -65,11 +65,18 @@ export function validateManifest(raw: unknown, source = 'manifest'): Manifest {
   return manifest;
 }
 
+const require = createRequire(import.meta.url);
+/** The YAML parser is loaded with the first YAML manifest, not at server start (9 MB an idle server never needs). */
+function parseYaml(text: string): unknown {
+  const yaml = require('yaml') as typeof import('yaml');
+  return yaml.parse(text, { prettyErrors: false });
+}
+
 /** Parses manifest text (JSON for .json, YAML otherwise) and validates it. */
 export function parseManifest(text: string, file: string): Manifest {
   let raw: unknown;
   try {
-    raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text, { prettyErrors: false });
+    raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
     throw new SluiceError('BAD_REQUEST', `${file}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
   }
