@@ -233,19 +233,6 @@ export class Invoker {
     }
   }
 
-  /** Waits up to `ms` for an activation to finish; returns it as it is then. */
-  async wait(id: string, ms: number): Promise<Activation | undefined> {
-    const w = this.waiters.get(id);
-    if (!w) return this.deps.store.get(id);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
-    try {
-      return (await Promise.race([w.promise, timeout])) ?? this.deps.store.get(id);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
   /** The version a reference names (NOT_FOUND when there is none), for those that bind to functions. */
   resolve(name: string, ref?: string): Promise<FunctionVersion> {
     return this.deps.registry.resolve(name, ref);

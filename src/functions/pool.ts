@@ -143,11 +143,6 @@ export class InstancePool {
     };
   }
 
-  /** True when the pool holds nothing: no instance, no queued or running call. */
-  get empty(): boolean {
-    return this.instances.size === 0 && this.queue.length === 0 && this.execRunning === 0 && this.pendingStarts === 0;
-  }
-
   /** Stops every instance and fails the queued calls; resolves once the processes are gone. */
   async close(reason: ActivationError): Promise<void> {
     this.closed = true;
