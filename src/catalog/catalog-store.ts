@@ -4,7 +4,7 @@
 // Adapters: backends/sqlite (embedded), postgres (scale-out); both keep the contract in
 // test/contract/catalog-store.contract.ts.
 import type { CatalogQuery } from './query.js';
-import type { CatalogRecord, Checksum, MetadataSource, RecordId, RecordType } from './types.js';
+import type { CatalogRecord, Checksum, DatasetFile, MetadataSource, RecordId, RecordType } from './types.js';
 
 export interface NewFile {
   path: string;
@@ -49,6 +49,17 @@ export interface Derivation {
   parameters: unknown;
 }
 
+export interface NewDataset {
+  /** The directory (SciCat sourceFolder). */
+  path: string;
+  type: RecordType;
+  owner: string;
+  /** Scientific metadata per namespace key, written with `source`. */
+  metadata: Record<string, Record<string, unknown>>;
+  source: Omit<MetadataSource, 'updated'>;
+  maxBytes: number;
+}
+
 /** Which records a caller may see: all, or those at or below one of the prefixes. */
 export type PathFilter = { kind: 'all' } | { kind: 'under'; prefixes: string[] };
 
@@ -90,6 +101,12 @@ export interface CatalogStore {
   moved(from: string, to: string, now: number): Promise<number>;
   /** Marks the current records at `path` and below it deleted. Returns how many. */
   removed(path: string, now: number): Promise<number>;
+  /** Creates the record of a dataset at a directory; CONFLICT when the path has a current record. */
+  createDataset(d: NewDataset, now: number): Promise<CatalogRecord>;
+  /** The current files below `path` that the filter lets through, by path. */
+  filesBelow(path: string, filter: PathFilter): Promise<DatasetFile[]>;
+  /** Marks the current dataset record at `path` deleted (never the files); false when there is none. */
+  removeDataset(path: string, now: number): Promise<boolean>;
   /** Records matching every term, newest first (created, then insertion order). */
   search(query: CatalogQuery, filter: PathFilter, page: { limit: number; offset: number }): Promise<CatalogRecord[]>;
   /** Edges from the records `ids` towards their inputs (up) or towards records derived from them (down). */

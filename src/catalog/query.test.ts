@@ -134,3 +134,11 @@ test('malformed queries are refused, naming the term', () => {
   refused('x '.repeat(40), /at most 32/);
   refused('x'.repeat(5000), /longer than 4096/);
 });
+
+test('kind:file and kind:dataset are the record kind; any other kind term is the metadata shorthand', () => {
+  assert.deepEqual((one('kind:dataset') as { field: unknown }).field, { kind: 'record', name: 'kind' });
+  assert.deepEqual((one('-kind:file') as { field: unknown; negate: boolean }).field, { kind: 'record', name: 'kind' });
+  assert.deepEqual((one('kind:spaced') as { field: unknown }).field, { kind: 'suffix', path: 'kind', leaf: 'kind' });
+  assert.deepEqual((one('kind~data') as { field: unknown }).field, { kind: 'suffix', path: 'kind', leaf: 'kind' });
+  assert.deepEqual((one('user.kind:dataset') as { field: unknown }).field, { kind: 'suffix', path: 'user.kind', leaf: 'kind' });
+});

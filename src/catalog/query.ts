@@ -7,7 +7,7 @@
 // (case-insensitive), `> >= < <=` compare numbers and ISO dates, a bare word or "quoted phrase" is
 // full text over metadata values and the path, `-` before a term negates it.
 import { SluiceError } from '../errors.js';
-import { RECORD_TYPES } from './types.js';
+import { RECORD_KINDS, RECORD_TYPES } from './types.js';
 
 export type CompareOp = ':' | '~' | '>' | '>=' | '<' | '<=';
 
@@ -16,6 +16,7 @@ export const RECORD_FIELDS = [
   'id',
   'path',
   'owner',
+  'kind',
   'type',
   'size',
   'created',
@@ -124,9 +125,14 @@ function parseTerm(source: string): QueryTerm {
   ) as CompareOp;
   const rawValue = body.slice(opAt + op.length);
   if (fieldText === '') throw termError(source, `no field before "${op}"; quote the term to search for it as text`);
-  const field = parseField(source, fieldText);
   const text = unquote(source, rawValue);
   if (text === '') throw termError(source, `no value after "${op}"`);
+  // kind:file and kind:dataset name what a record describes; any other kind term is the metadata
+  // shorthand it was before records had kinds (kind~scan, kind:spaced).
+  const field =
+    fieldText === 'kind' && !(op === ':' && (RECORD_KINDS as readonly string[]).includes(text))
+      ? ({ kind: 'suffix', path: 'kind', leaf: 'kind' } as const)
+      : parseField(source, fieldText);
   const value = readValue(text);
   checkTerm(source, field, op, value);
   return { kind: 'compare', source, negate, field, op, value };

@@ -14,6 +14,7 @@ import {
   METADATA_KEY_RE,
   normalizeChecksums,
   type CatalogRecord,
+  type Dataset,
   type LineageDirection,
   type LineageEdge,
   type LineageGraph,
@@ -37,6 +38,8 @@ export interface CatalogServiceOptions {
   store: CatalogStore;
   /** Looks a path up in the namespace (trusted); undefined when there is no such file. */
   lookupFile?: (path: string) => Promise<FileFacts | undefined>;
+  /** Whether a path is a directory in the namespace (trusted), for datasets; see createDataset. */
+  lookupDir?: (path: string) => Promise<boolean>;
   /** Largest serialized metadata of one record (default 1 MiB). */
   maxMetadataBytes?: number;
   /** Most nodes one lineage answer carries (default 1000). */
@@ -76,6 +79,7 @@ export function readableFilter(p: Principal): PathFilter {
 export class CatalogService {
   private readonly store: CatalogStore;
   private readonly lookupFile: CatalogServiceOptions['lookupFile'];
+  private readonly lookupDir: CatalogServiceOptions['lookupDir'];
   private readonly maxMetadataBytes: number;
   private readonly maxLineageNodes: number;
   private readonly log: Logger | undefined;
@@ -84,6 +88,7 @@ export class CatalogService {
   constructor(opts: CatalogServiceOptions) {
     this.store = opts.store;
     this.lookupFile = opts.lookupFile;
+    this.lookupDir = opts.lookupDir;
     this.maxMetadataBytes = opts.maxMetadataBytes ?? 1024 * 1024;
     this.maxLineageNodes = opts.maxLineageNodes ?? 1000;
     this.log = opts.log;
@@ -240,6 +245,74 @@ export class CatalogService {
       this.now(),
     );
     return this.redact(record, principal);
+  }
+
+  // ---- datasets -----------------------------------------------------------------------------
+
+  /**
+   * Creates the dataset of a namespace directory (its SciCat sourceFolder): needs storage.modify on
+   * the path; NOT_FOUND when the directory is not in the namespace (checked with `opts.lookupDir`,
+   * else the service's), CONFLICT when a dataset is there already.
+   */
+  async createDataset(
+    principal: Principal,
+    path: string,
+    opts: { type?: RecordType; metadata?: unknown; lookupDir?: (path: string) => Promise<boolean> } = {},
+  ): Promise<CatalogRecord> {
+    const p = normalizePath(path);
+    requireStorage(principal, 'modify', p);
+    const type = opts.type ?? 'raw';
+    if (type !== 'raw' && type !== 'derived') throw new SluiceError('BAD_REQUEST', 'type is raw or derived');
+    const metadata: Record<string, Record<string, unknown>> = {};
+    if (opts.metadata !== undefined) {
+      for (const [key, value] of Object.entries(checkMetadata(opts.metadata))) metadata[checkKey(key)] = checkMetadata(value);
+    }
+    const isDir = opts.lookupDir ?? this.lookupDir;
+    if (isDir && !(await isDir(p))) throw new SluiceError('NOT_FOUND', `${p} is not a directory in the namespace`);
+    const record = await this.store.createDataset(
+      { path: p, type, owner: principal.subject, metadata, source: { by: principal.subject }, maxBytes: this.maxMetadataBytes },
+      this.now(),
+    );
+    this.log?.debug({ path: p, id: record.id }, 'dataset created');
+    return record;
+  }
+
+  /**
+   * The dataset at a directory with the current files below it, counted and summed when read, of
+   * those the principal may read. Visible to whoever may read the path or a part of it.
+   */
+  async getDataset(path: string, principal: Principal): Promise<Dataset> {
+    const p = normalizePath(path);
+    const filter = readableFilter(principal);
+    const seesPart =
+      filter.kind === 'all' || mayStorage(principal, 'read', p) || filter.prefixes.some((r) => r.startsWith(p === '/' ? '/' : p + '/'));
+    if (!seesPart) throw new SluiceError('FORBIDDEN', `token has no scope allowing read of ${p} or below it`);
+    const record = await this.store.atPath(p);
+    if (!record || record.kind !== 'dataset' || record.deleted) throw new SluiceError('NOT_FOUND', `no dataset at ${p}`);
+    const files = await this.store.filesBelow(p, mayStorage(principal, 'read', p) ? { kind: 'all' } : filter);
+    return { ...record, fileCount: files.length, totalSize: files.reduce((n, f) => n + f.size, 0), files };
+  }
+
+  /** Annotation of a dataset: like annotateAs, for the current dataset record at the path. */
+  async annotateDatasetAs(
+    principal: Principal,
+    path: string,
+    key: string,
+    metadata: unknown,
+    opts: { replace?: boolean } = {},
+  ): Promise<CatalogRecord> {
+    const p = normalizePath(path);
+    requireStorage(principal, 'modify', p);
+    const record = await this.store.atPath(p);
+    if (!record || record.kind !== 'dataset' || record.deleted) throw new SluiceError('NOT_FOUND', `no dataset at ${p}`);
+    return this.annotateAs(principal, p, key, metadata, opts);
+  }
+
+  /** Removes the dataset record at a directory (never its files): needs storage.modify on the path. */
+  async removeDataset(principal: Principal, path: string): Promise<void> {
+    const p = normalizePath(path);
+    requireStorage(principal, 'modify', p);
+    if (!(await this.store.removeDataset(p, this.now()))) throw new SluiceError('NOT_FOUND', `no dataset at ${p}`);
   }
 
   /**

@@ -66,4 +66,12 @@ export const catalogMigrations: Migration[] = [
       );
     `,
   },
+  {
+    domain: 'catalog',
+    version: 2,
+    // SQLite cannot change the CHECK on type, so what a record describes is a column of its own.
+    sql: `
+      ALTER TABLE catalog_records ADD COLUMN kind TEXT NOT NULL DEFAULT 'file' CHECK (kind IN ('file', 'dataset'));
+    `,
+  },
 ];

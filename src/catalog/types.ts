@@ -11,6 +11,10 @@ export { type RecordId, RECORD_ID_RE, newRecordId, isRecordId } from './ids.js';
 export const RECORD_TYPES = ['raw', 'derived'] as const;
 export type RecordType = (typeof RECORD_TYPES)[number];
 
+/** file: one namespace file; dataset: a namespace directory (its sourceFolder) grouping the files below it. */
+export const RECORD_KINDS = ['file', 'dataset'] as const;
+export type RecordKind = (typeof RECORD_KINDS)[number];
+
 /** Namespace keys of scientific metadata (`nexus`, `user`, …): no dots, since dots separate search paths. */
 export const METADATA_KEY_RE = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
@@ -55,6 +59,10 @@ export type Provenance = Static<typeof Provenance>;
 export const CatalogRecord = Type.Object({
   id: Type.String({ description: 'stable id (SciCat pid)' }),
   path: Type.String({ description: 'current namespace path; the last one for a deleted record' }),
+  kind: Type.Union(
+    RECORD_KINDS.map((k) => Type.Literal(k)),
+    { description: 'file | dataset (a directory grouping the files below it; SciCat sourceFolder)' },
+  ),
   type: Type.Union(
     RECORD_TYPES.map((t) => Type.Literal(t)),
     { description: 'raw | derived' },
@@ -70,10 +78,37 @@ export const CatalogRecord = Type.Object({
   metadataSources: Type.Record(Type.String(), MetadataSource, { description: 'who or what wrote each metadata key, and when' }),
   provenance: Type.Optional(Provenance),
 });
-export interface CatalogRecord extends Omit<Static<typeof CatalogRecord>, 'id' | 'type' | 'provenance'> {
+export interface CatalogRecord extends Omit<Static<typeof CatalogRecord>, 'id' | 'kind' | 'type' | 'provenance'> {
   id: RecordId;
+  kind: RecordKind;
   type: RecordType;
   provenance?: Provenance;
+}
+
+/** One file of a dataset (SciCat datablock entry), as the caller may see it. */
+export const DatasetFile = Type.Object({
+  id: Type.String(),
+  path: Type.String(),
+  type: Type.Union(RECORD_TYPES.map((t) => Type.Literal(t))),
+  size: Type.Integer({ description: 'bytes' }),
+  checksums: Type.Array(Checksum),
+});
+export interface DatasetFile extends Omit<Static<typeof DatasetFile>, 'id' | 'type'> {
+  id: RecordId;
+  type: RecordType;
+}
+
+/** A dataset record with its current files below its path, computed when read. */
+export const Dataset = Type.Object({
+  ...CatalogRecord.properties,
+  fileCount: Type.Integer({ description: 'current files below the path that the caller may read' }),
+  totalSize: Type.Integer({ description: 'their bytes' }),
+  files: Type.Array(DatasetFile, { description: 'SciCat datablocks: the files with sizes and checksums' }),
+});
+export interface Dataset extends CatalogRecord {
+  fileCount: number;
+  totalSize: number;
+  files: DatasetFile[];
 }
 
 export const LINEAGE_DIRECTIONS = ['up', 'down', 'both'] as const;

@@ -1,10 +1,10 @@
-// `sluice catalog show|search|lineage|annotate`: the catalogue's records, their search, the
-// derivation graph around a file, and annotation with scientific metadata.
+// `sluice catalog show|search|lineage|annotate|dataset`: the catalogue's records, their search, the
+// derivation graph around a file, annotation with scientific metadata, and datasets (directories).
 import { Command, InvalidArgumentError } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { SluiceError } from '../errors.js';
 import { isRecordId } from '../catalog/ids.js';
-import type { CatalogRecord, LineageDirection, LineageGraph } from './client.js';
+import type { CatalogRecord, Dataset, LineageDirection, LineageGraph, RecordType } from './client.js';
 import { remotePath, withClient } from './connect.js';
 import { formatSize, formatTime, printJson, printLine, printNote, printTable } from './output.js';
 
@@ -15,7 +15,7 @@ interface JsonOption {
 }
 
 export function registerCatalogCommands(program: Command): void {
-  const catalog = program.command('catalog').description('records of files: scientific metadata, provenance, search, lineage');
+  const catalog = program.command('catalog').description('records of files and datasets: scientific metadata, provenance, search, lineage');
 
   catalog
     .command('show')
@@ -45,9 +45,10 @@ export function registerCatalogCommands(program: Command): void {
       if (opts.json) return printJson(records);
       if (records.length === 0) return printNote('no records');
       printTable(
-        ['ID', 'TYPE', 'SIZE', 'CREATED', 'OWNER', 'PATH'],
+        ['ID', 'KIND', 'TYPE', 'SIZE', 'CREATED', 'OWNER', 'PATH'],
         records.map((r) => [
           r.id,
+          r.kind,
           r.type,
           formatSize(r.size),
           formatTime(r.created),
@@ -94,6 +95,65 @@ export function registerCatalogCommands(program: Command): void {
         printNote(`${opts.replace ? 'replaced' : 'merged'} ${opts.key} metadata of ${record.path} (${record.id})`);
       },
     );
+
+  const dataset = catalog.command('dataset').description('datasets: a directory’s record grouping the files below it');
+
+  dataset
+    .command('create')
+    .description('create the dataset of a namespace directory')
+    .argument('<path>', 'directory path')
+    .option('--type <type>', 'raw | derived (default raw)', parseType)
+    .option('--metadata-file <file>', 'a JSON object of metadata keys, each an object ("-" for stdin)')
+    .option('--json', 'print the record as JSON')
+    .action(async (path: string, opts: JsonOption & { type?: RecordType; metadataFile?: string }, cmd: Command) => {
+      const metadata =
+        opts.metadataFile !== undefined
+          ? ((await metadataOf({ metadataFile: opts.metadataFile })) as Record<string, Record<string, unknown>>)
+          : undefined;
+      const record = await withClient(cmd, (c) =>
+        c.createDataset(remotePath(path), {
+          ...(opts.type !== undefined ? { type: opts.type } : {}),
+          ...(metadata !== undefined ? { metadata } : {}),
+        }),
+      );
+      if (opts.json) return printJson(record);
+      printNote(`created dataset ${record.path} (${record.id})`);
+    });
+
+  dataset
+    .command('show')
+    .description('show a dataset and its current files with totals')
+    .argument('<path>', 'directory path')
+    .option('--json', 'print JSON')
+    .action(async (path: string, opts: JsonOption, cmd: Command) => {
+      const d = await withClient(cmd, (c) => c.dataset(remotePath(path)));
+      if (opts.json) return printJson(d);
+      printDataset(d);
+    });
+
+  dataset
+    .command('rm')
+    .description('remove a dataset record (never its files)')
+    .argument('<path>', 'directory path')
+    .action(async (path: string, _opts: unknown, cmd: Command) => {
+      await withClient(cmd, (c) => c.removeDataset(remotePath(path)));
+      printNote(`removed dataset ${remotePath(path)}`);
+    });
+}
+
+function printDataset(d: Dataset): void {
+  printRecord(d);
+  printLine(`\nfiles: ${d.fileCount}, ${formatSize(d.totalSize)} (${d.totalSize} bytes)`);
+  if (d.files.length === 0) return;
+  printTable(
+    ['ID', 'TYPE', 'SIZE', 'CHECKSUMS', 'PATH'],
+    d.files.map((f) => [f.id, f.type, formatSize(f.size), f.checksums.map((c) => `${c.type}:${c.value}`).join(' ') || '-', f.path]),
+  );
+}
+
+function parseType(value: string): RecordType {
+  if (value !== 'raw' && value !== 'derived') throw new InvalidArgumentError('expected raw or derived');
+  return value;
 }
 
 async function metadataOf(opts: { set?: string[]; metadataFile?: string }): Promise<Record<string, unknown>> {
@@ -155,6 +215,7 @@ function printRecord(r: CatalogRecord): void {
   const rows: string[][] = [
     ['id', r.id],
     ['path', r.path],
+    ...(r.kind === 'dataset' ? [['kind', 'dataset']] : []),
     ['type', r.type],
     ['owner', r.owner || '-'],
     ['size', `${formatSize(r.size)} (${r.size} bytes)`],

@@ -119,8 +119,8 @@ export interface PipelineSpec {
 }
 
 /** Catalogue records and lineage as the API returns them: the server's own types. */
-export type { CatalogRecord, LineageGraph, LineageDirection } from '../catalog/types.js';
-import type { CatalogRecord, LineageGraph, LineageDirection } from '../catalog/types.js';
+export type { CatalogRecord, Dataset, LineageGraph, LineageDirection, RecordType } from '../catalog/types.js';
+import type { CatalogRecord, Dataset, LineageGraph, LineageDirection, RecordType } from '../catalog/types.js';
 
 const CODE_OF_STATUS: Record<number, ErrorCode> = {
   400: 'BAD_REQUEST',
@@ -666,6 +666,24 @@ export class SluiceClient {
   /** Merges metadata into a file's record under `key` (RFC 7396), or replaces the key's metadata. */
   annotateRecord(path: string, key: string, metadata: Record<string, unknown>, opts: { replace?: boolean } = {}): Promise<CatalogRecord> {
     return this.json('PATCH', `/api/v1/catalog/files${encodePath(path)}`, { key, metadata, ...(opts.replace ? { replace: true } : {}) });
+  }
+
+  /** Creates the dataset of a namespace directory. */
+  createDataset(
+    path: string,
+    opts: { type?: RecordType; metadata?: Record<string, Record<string, unknown>> } = {},
+  ): Promise<CatalogRecord> {
+    return this.json('POST', '/api/v1/catalog/datasets', { path, ...opts });
+  }
+
+  /** A dataset with its current files and their totals. */
+  dataset(path: string): Promise<Dataset> {
+    return this.json('GET', `/api/v1/catalog/datasets${encodePath(path)}`);
+  }
+
+  /** Removes a dataset record (never its files). */
+  async removeDataset(path: string): Promise<void> {
+    await this.json('DELETE', `/api/v1/catalog/datasets${encodePath(path)}`);
   }
 
   // --- transport ----------------------------------------------------------------------------

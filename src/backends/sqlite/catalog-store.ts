@@ -14,6 +14,7 @@ import type {
   CatalogStore,
   Derivation,
   EdgeRow,
+  NewDataset,
   NewFile,
   PathFilter,
   Placeholder,
@@ -26,6 +27,8 @@ import {
   strongestChecksum,
   type CatalogRecord,
   type Checksum,
+  type DatasetFile,
+  type RecordKind,
   type MetadataSource,
   type Provenance,
   type RecordId,
@@ -36,6 +39,7 @@ interface RecordRow {
   seq: number;
   id: string;
   path: string;
+  kind: RecordKind;
   type: RecordType;
   owner: string;
   size: number;
@@ -70,7 +74,7 @@ const fold = (s: string): string => s.toLowerCase();
 /** Text that SQLite's date functions should see: starts like an ISO date (a bare number would be a Julian day). */
 const ISO_GLOB = `'[0-9][0-9][0-9][0-9]-[0-9][0-9]*'`;
 
-const RECORD_COLUMNS = 'seq, id, path, type, owner, size, checksums, metadata, sources, created, updated, deleted';
+const RECORD_COLUMNS = 'seq, id, path, kind, type, owner, size, checksums, metadata, sources, created, updated, deleted';
 const CURRENT = 'deleted IS NULL';
 /** Rows at `path` or below it: parameters path, path + '/', path + '0' ('0' follows '/' in byte order). */
 const AT_OR_BELOW = '(path = ? OR (path >= ? AND path < ?))';
@@ -199,6 +203,61 @@ export class SqliteCatalogStore implements CatalogStore {
     return changes;
   }
 
+  async createDataset(d: NewDataset, now: number): Promise<CatalogRecord> {
+    const seq = this.db.transaction((): number => {
+      const row = this.current(d.path);
+      if (row) {
+        throw new SluiceError('CONFLICT', row.kind === 'dataset' ? `a dataset exists at ${d.path}` : `${d.path} has a file record`);
+      }
+      const metadata: Record<string, unknown> = { ...d.metadata };
+      const text = JSON.stringify(metadata);
+      if (Buffer.byteLength(text) > d.maxBytes) {
+        throw new SluiceError('PAYLOAD_TOO_LARGE', `metadata of ${d.path} would be larger than ${d.maxBytes} bytes`);
+      }
+      const updated = new Date(now).toISOString();
+      const sources = Object.fromEntries(Object.keys(metadata).map((k) => [k, { updated, ...d.source }]));
+      const { lastInsertRowid } = this.db
+        .prepare(
+          `INSERT INTO catalog_records (id, path, kind, type, owner, size, checksums, metadata, sources, created, updated)
+           VALUES (?, ?, 'dataset', ?, ?, 0, '[]', ?, ?, ?, ?)`,
+        )
+        .run(newRecordId(), d.path, d.type, d.owner, text, JSON.stringify(sources), now, now);
+      const seq = Number(lastInsertRowid);
+      this.index(seq, d.path, metadata);
+      return seq;
+    })();
+    await this.wal?.durable();
+    return this.bySeq(seq);
+  }
+
+  async filesBelow(path: string, filter: PathFilter): Promise<DatasetFile[]> {
+    if (filter.kind === 'under' && filter.prefixes.length === 0) return [];
+    const where = [`kind = 'file'`, CURRENT, '(path >= ? AND path < ?)'];
+    const params: unknown[] = atOrBelow(path).slice(1);
+    if (filter.kind === 'under') {
+      where.push('(' + filter.prefixes.map(() => AT_OR_BELOW).join(' OR ') + ')');
+      for (const p of filter.prefixes) params.push(...atOrBelow(p));
+    }
+    const rows = this.db
+      .prepare(`SELECT id, path, type, size, checksums FROM catalog_records WHERE ${where.join(' AND ')} ORDER BY path`)
+      .all(...params) as { id: string; path: string; type: RecordType; size: number; checksums: string }[];
+    return rows.map((r) => ({
+      id: r.id as RecordId,
+      path: r.path,
+      type: r.type,
+      size: r.size,
+      checksums: JSON.parse(r.checksums) as Checksum[],
+    }));
+  }
+
+  async removeDataset(path: string, now: number): Promise<boolean> {
+    const { changes } = this.db
+      .prepare(`UPDATE catalog_records SET deleted = ?, updated = ? WHERE ${CURRENT} AND kind = 'dataset' AND path = ?`)
+      .run(now, now, path);
+    if (changes > 0) await this.wal?.durable();
+    return changes > 0;
+  }
+
   async search(query: CatalogQuery, filter: PathFilter, page: { limit: number; offset: number }): Promise<CatalogRecord[]> {
     const where: string[] = [];
     const params: unknown[] = [];
@@ -324,6 +383,7 @@ function toRecord(r: RecordRow, d: DerivationRow | undefined, inputs: readonly I
   const record: CatalogRecord = {
     id: r.id as RecordId,
     path: r.path,
+    kind: r.kind,
     type: r.type,
     owner: r.owner,
     size: r.size,
@@ -391,6 +451,7 @@ function compileTerm(term: QueryTerm): Sql {
 function compileRecordField(name: RecordField, op: CompareOp, value: QueryValue): Sql {
   switch (name) {
     case 'id':
+    case 'kind':
     case 'type':
       return { sql: `r.${name} = ?`, params: [value.text] };
     case 'path':
