@@ -5,7 +5,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { SluiceError } from '../errors.js';
-import { RECORDED_FLAGS, type RecordedFlag } from '../events/types.js';
+import { RECORDED_FLAGS, PLACEMENT_TYPES, type RecordedFlag } from '../events/types.js';
 import type { Delivery, Pipeline, PipelineRun, PipelineSpec, TriggerSpec, TriggerStatus } from './client.js';
 import { remotePath, withClient } from './connect.js';
 import { formatTime, printJson, printLine, printNote, printTable } from './output.js';
@@ -436,10 +436,11 @@ function parseEvents(value: string): RecordedFlag[] {
     .split(',')
     .map((e) => e.trim().toUpperCase())
     .filter((e) => e !== '');
-  const unknown = events.filter((e) => !(RECORDED_FLAGS as readonly string[]).includes(e));
+  const known: readonly string[] = [...RECORDED_FLAGS, ...PLACEMENT_TYPES];
+  const unknown = events.filter((e) => !known.includes(e));
   if (events.length === 0 || unknown.length > 0) {
     throw new InvalidArgumentError(
-      `${unknown.length > 0 ? `unknown: ${unknown.join(', ')}; ` : ''}expected some of ${RECORDED_FLAGS.join(', ')}`,
+      `${unknown.length > 0 ? `unknown: ${unknown.join(', ')}; ` : ''}expected some of ${known.join(', ')}`,
     );
   }
   return events as RecordedFlag[];

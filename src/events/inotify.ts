@@ -3,7 +3,7 @@
 // name, the watch following moves and ending with the deletion of its target).
 import { SluiceError } from '../errors.js';
 import { isWithin, relativeTo } from '../storage/paths.js';
-import type { StorageEvent } from './types.js';
+import { isInotifyFlag, type StorageEvent } from './types.js';
 
 /** Flags a watch can select (dCache's AddWatchFlag event flags, enum order). */
 export const EVENT_FLAGS = [
@@ -151,6 +151,9 @@ export const IGNORED: InotifyPayload = { mask: ['IN_IGNORED'] };
  * the watch still follows moves and ends on deletion.
  */
 export function applyEvent(watch: Watch, event: StorageEvent, mayRead: (path: string) => boolean): WatchOutcome {
+  // Placement events are not inotify's: they reach clients through their own event type.
+  if (!isInotifyFlag(event.type)) return { payloads: [], next: watch };
+  const type = event.type;
   const payloads: InotifyPayload[] = [];
   let next: Watch | undefined = watch;
   const report = (flag: EventFlag, payload: InotifyPayload, path: string) => {
@@ -158,7 +161,7 @@ export function applyEvent(watch: Watch, event: StorageEvent, mayRead: (path: st
   };
 
   if (event.path === watch.path) {
-    switch (event.type) {
+    switch (type) {
       case 'IN_DELETE':
         report('IN_DELETE_SELF', { mask: ['IN_DELETE_SELF'] }, watch.path);
         next = undefined;
@@ -173,15 +176,15 @@ export function applyEvent(watch: Watch, event: StorageEvent, mayRead: (path: st
       case 'IN_MOVED_TO':
         break;
       default:
-        report(event.type, { mask: mask(event.type, event.isDir) }, watch.path);
+        report(type, { mask: mask(type, event.isDir) }, watch.path);
     }
   } else if (watch.isDir && isWithin(event.path, watch.path)) {
     const name = relativeTo(event.path, watch.path);
     if (watch.recursive || !name.includes('/')) {
-      const cookie = event.type === 'IN_MOVED_FROM' || event.type === 'IN_MOVED_TO' ? event.cookie : undefined;
-      report(event.type, { name, ...(cookie !== undefined ? { cookie } : {}), mask: mask(event.type, event.isDir) }, event.path);
+      const cookie = type === 'IN_MOVED_FROM' || type === 'IN_MOVED_TO' ? event.cookie : undefined;
+      report(type, { name, ...(cookie !== undefined ? { cookie } : {}), mask: mask(type, event.isDir) }, event.path);
     }
-  } else if (event.type === 'IN_MOVED_FROM' && isWithin(watch.path, event.path)) {
+  } else if (type === 'IN_MOVED_FROM' && isWithin(watch.path, event.path)) {
     const to = movedTo(event);
     if (to !== undefined) next = { ...watch, path: to + watch.path.slice(event.path.length) };
   }

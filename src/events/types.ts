@@ -14,7 +14,28 @@ export const RECORDED_FLAGS = [
   'IN_MOVED_TO',
   'IN_OPEN',
 ] as const;
-export type RecordedFlag = (typeof RECORDED_FLAGS)[number];
+export type InotifyFlag = (typeof RECORDED_FLAGS)[number];
+
+/**
+ * Placement events, beyond dCache's inotify vocabulary (its users asked for them): a replica became
+ * available or went away or bad, a tape replica was flushed or staged, a rule changed state.
+ * `path` is the file's path (for RULE_STATE the rule's path scope); `data` names the SE or rule.
+ */
+export const PLACEMENT_TYPES = [
+  'REPLICA_AVAILABLE',
+  'REPLICA_REMOVED',
+  'REPLICA_BAD',
+  'REPLICA_FLUSHED',
+  'REPLICA_STAGED',
+  'QOS_CHANGED',
+  'RULE_STATE',
+] as const;
+export type PlacementType = (typeof PLACEMENT_TYPES)[number];
+
+export type RecordedFlag = InotifyFlag | PlacementType;
+
+export const isInotifyFlag = (t: string): t is InotifyFlag => (RECORDED_FLAGS as readonly string[]).includes(t);
+export const isPlacementType = (t: string): t is PlacementType => (PLACEMENT_TYPES as readonly string[]).includes(t);
 
 /** One entry in the durable storage-event log. `path` is the object the change happened to. */
 export interface StorageEvent {

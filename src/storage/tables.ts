@@ -43,4 +43,17 @@ export const storageMigrations: Migration[] = [
       );
     `,
   },
+  {
+    domain: 'storage',
+    version: 2,
+    sql: `
+      -- Tape replicas: whether the bytes are in the SE's disk buffer, and until when a stage pins them.
+      ALTER TABLE replicas ADD COLUMN online INTEGER NOT NULL DEFAULT 1;
+      ALTER TABLE replicas ADD COLUMN pinned_until INTEGER;
+      -- When the replica's bytes were last read back and found to match the file's checksum.
+      ALTER TABLE replicas ADD COLUMN verified INTEGER;
+      ALTER TABLE replicas ADD COLUMN reason TEXT;
+      CREATE INDEX replicas_state ON replicas (se, state);
+    `,
+  },
 ];

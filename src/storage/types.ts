@@ -20,6 +20,14 @@ export interface Replica {
   location: string;
   state: ReplicaState;
   created: number;
+  /** False for a tape replica whose bytes are only on tape (a read needs a stage first). */
+  online: boolean;
+  /** A staged tape replica stays online at least until then (ms since the epoch). */
+  pinnedUntil?: number;
+  /** When the bytes were last read back and matched the file's checksum. */
+  verified?: number;
+  /** Why the replica is BAD. */
+  reason?: string;
 }
 
 export interface Entry {

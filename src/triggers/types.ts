@@ -2,16 +2,16 @@
 // function version or alias, or a pipeline) with parameters and a delivery policy. Each matching
 // event becomes one delivery, keyed (trigger, event), retried with backoff and dead-lettered at last.
 import { Type, type Static } from '@sinclair/typebox';
-import { RECORDED_FLAGS } from '../events/types.js';
+import { RECORDED_FLAGS, PLACEMENT_TYPES } from '../events/types.js';
 
 export const TRIGGER_NAME_RE = /^[a-z][a-z0-9-]{0,62}$/;
 
 export const TriggerFilter = Type.Object(
   {
-    events: Type.Array(Type.Union(RECORDED_FLAGS.map((f) => Type.Literal(f))), {
+    events: Type.Array(Type.Union([...RECORDED_FLAGS, ...PLACEMENT_TYPES].map((f) => Type.Literal(f))), {
       minItems: 1,
       default: ['IN_CLOSE_WRITE', 'IN_MOVED_TO'],
-      description: 'storage event types to take (inotify names)',
+      description: 'storage event types to take (inotify names, or placement events such as REPLICA_FLUSHED)',
     }),
     path: Type.String({ default: '/', description: 'directory whose events are taken' }),
     recursive: Type.Boolean({ default: true, description: 'also events below subdirectories of path' }),

@@ -10,9 +10,10 @@ import { nameOf, parentOf } from '../../storage/paths.js';
 import type { AttributeChange, CommitResult, CopyItem, NamespaceStore, NewFile } from '../../storage/namespace-store.js';
 import type { Checksums, DeadProperty, Entry, Replica } from '../../storage/types.js';
 import * as nsEvents from '../../storage/namespace-events.js';
+import { transactWithEvents } from './transact.js';
 import type { NewStorageEvent } from '../../events/types.js';
 
-interface EntryRow {
+export interface EntryRow {
   id: number;
   file_id: string;
   path: string;
@@ -33,15 +34,19 @@ interface EntryRow {
   etag: string;
 }
 
-interface ReplicaRow {
+export interface ReplicaRow {
   entry_id: number;
   se: string;
   location: string;
   state: Replica['state'];
   created: number;
+  online: number;
+  pinned_until: number | null;
+  verified: number | null;
+  reason: string | null;
 }
 
-function toEntry(r: EntryRow): Entry {
+export function toEntry(r: EntryRow): Entry {
   const checksums: Checksums = {};
   if (r.adler32) checksums.adler32 = r.adler32;
   if (r.md5) checksums.md5 = r.md5;
@@ -64,7 +69,16 @@ function toEntry(r: EntryRow): Entry {
   };
 }
 
-const toReplica = (r: ReplicaRow): Replica => ({ se: r.se, location: r.location, state: r.state, created: r.created });
+export const toReplica = (r: ReplicaRow): Replica => ({
+  se: r.se,
+  location: r.location,
+  state: r.state,
+  created: r.created,
+  online: r.online === 1,
+  ...(r.pinned_until !== null ? { pinnedUntil: r.pinned_until } : {}),
+  ...(r.verified !== null ? { verified: r.verified } : {}),
+  ...(r.reason !== null ? { reason: r.reason } : {}),
+});
 
 /** File ids in dCache's pnfsId style: 36 upper-case hex digits. */
 const newFileId = (): string => '0000' + randomBytes(16).toString('hex').toUpperCase();
@@ -155,27 +169,9 @@ export class SqliteNamespaceStore implements NamespaceStore {
     };
   }
 
-  /**
-   * Runs fn in one transaction with its events. Resolves once the commit is durable; event
-   * consumers are woken only then, so nothing acts on an event a power loss could still take back.
-   */
-  private async transact<T>(fn: (events: NewStorageEvent[]) => T): Promise<T> {
-    const events: NewStorageEvent[] = [];
-    let result: T;
-    try {
-      result = this.db.transaction(() => {
-        const r = fn(events);
-        this.log.appendInTransaction(events);
-        return r;
-      })();
-    } catch (e) {
-      this.log.rolledBack();
-      throw e;
-    }
-    const head = this.log.takePendingHead();
-    await this.wal?.durable();
-    this.log.committed(head);
-    return result;
+  /** Runs fn in one transaction with its events; resolves once the commit is durable. */
+  private transact<T>(fn: (events: NewStorageEvent[]) => T): Promise<T> {
+    return transactWithEvents(this.db, this.log, this.wal, fn);
   }
 
   private getRow(path: string): EntryRow | undefined {
