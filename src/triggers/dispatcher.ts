@@ -224,11 +224,11 @@ export class TriggerConsumer {
   }
 
   private async attributesMatch(e: StorageEvent): Promise<boolean> {
-    if (!this.filter.needsAttributes) return true;
+    if (!this.filter.needsAttributesOf(e)) return true;
     // Only files the trigger's owner may read can match on their attributes.
     const entry = await this.deps.namespace.find(this.principal, e.path as NsPath).catch(() => undefined);
     if (!entry) return false;
-    return this.filter.attributesMatch({ labels: entry.labels, xattrs: entry.xattrs });
+    return this.filter.attributesMatch({ labels: entry.labels, xattrs: entry.xattrs, size: entry.size }, e);
   }
 
   private async eventOf(id: number): Promise<StorageEvent | undefined> {
