@@ -1,13 +1,16 @@
 // One connected client of a channel: reads the durable event log from its own position, applies
-// each event to the channel's watches and writes the resulting SSE frames. Reading pauses while the
+// each event to the channel's watches (inotify and placement subscriptions) and writes the
+// resulting SSE frames. Reading pauses while the
 // socket buffer is full, so a slow client only delays itself.
 import type { SqliteEventLog } from '../backends/sqlite/event-log.js';
-import type { StorageEvent } from './types.js';
+import type { PlacementType, StorageEvent } from './types.js';
 import { applyEvent, IGNORED, type InotifyPayload, type Watch } from './inotify.js';
+import { placementPayload, placementTypesOf, type PlacementPayload } from './placement.js';
+import type { SubscriptionRecord } from './channel-store.js';
 import { SYSTEM, systemData } from './system-events.js';
 import type { SseFrame, SseWriter } from './sse.js';
 import type { EventType } from './event-types.js';
-import { afterTokenExpiry } from './watch-tracker.js';
+import { afterTokenExpiry, readPermission } from './watch-tracker.js';
 
 const BATCH = 256;
 
@@ -15,12 +18,27 @@ const BATCH = 256;
 export interface StreamWatch {
   id: string;
   watch: Watch;
+  /** The types a placement subscription selects; absent for an inotify watch. */
+  placement?: ReadonlySet<PlacementType>;
   createdAfter: number;
   /** For subscriptions closed by the API: forget them once the stream passes this position. */
   until: number | undefined;
   /** When the creating token expires (ms since the epoch): later events end the subscription. */
   tokenExpires: number | undefined;
   mayRead: (path: string) => boolean;
+}
+
+/** A stored inotify or placement subscription as a stream sees it. */
+export function streamWatchOf(s: SubscriptionRecord & { watch: Watch }): StreamWatch {
+  return {
+    id: s.id,
+    watch: s.watch,
+    ...(s.type === 'placement' ? { placement: placementTypesOf(s.selector) } : {}),
+    createdAfter: s.createdAfter,
+    until: s.closedAfter,
+    tokenExpires: s.tokenExpires,
+    mayRead: readPermission(s.scopes),
+  };
 }
 
 export interface ChannelStreamOptions {
@@ -112,6 +130,10 @@ export class ChannelStream {
     this.send({ event: 'inotify', id: eventId, data: JSON.stringify({ event: payload, subscription: this.urlOf('inotify', id) }) });
   }
 
+  private sendPlacement(id: string, payload: PlacementPayload, eventId: number): void {
+    this.send({ event: 'placement', id: eventId, data: JSON.stringify({ event: payload, subscription: this.urlOf('placement', id) }) });
+  }
+
   private schedule(): void {
     if (this.scheduled || this.waitingForDrain || !this.unsubscribe) return;
     this.scheduled = true;
@@ -145,17 +167,19 @@ export class ChannelStream {
         this.watches.splice(i--, 1);
         continue;
       }
-      const { payloads, next } = afterTokenExpiry(w.tokenExpires, e)
-        ? { payloads: [], next: undefined }
-        : applyEvent(w.watch, e, w.mayRead);
+      const expired = afterTokenExpiry(w.tokenExpires, e);
+      // For a placement subscription, applyEvent only keeps the watch on its target (it selects no inotify flag).
+      const { payloads, next } = expired ? { payloads: [], next: undefined } : applyEvent(w.watch, e, w.mayRead);
       for (const p of payloads) this.sendInotify(w.id, p, e.id);
+      const placement = w.placement && !expired ? placementPayload(w.watch, w.placement, e, w.mayRead) : undefined;
+      if (placement) this.sendPlacement(w.id, placement, e.id);
       if (next) {
         w.watch = next;
         continue;
       }
       this.watches.splice(i--, 1);
-      this.send({ event: SYSTEM, data: systemData('SUBSCRIPTION_CLOSED', this.urlOf('inotify', w.id)) });
-      this.sendInotify(w.id, IGNORED, e.id);
+      this.send({ event: SYSTEM, data: systemData('SUBSCRIPTION_CLOSED', this.urlOf(w.placement ? 'placement' : 'inotify', w.id)) });
+      if (!w.placement) this.sendInotify(w.id, IGNORED, e.id);
     }
   }
 }

@@ -1,7 +1,7 @@
 // Channels and subscriptions of the dCache-compatible events API: their lifecycle (create, limits,
-// disconnect timeout and garbage collection, shutdown), subscribing with inotify and metronome
-// selectors, and handing a connected client its stream. A subscription lives no longer than the
-// token that created it. Knows nothing of HTTP beyond a response.
+// disconnect timeout and garbage collection, shutdown), subscribing with inotify, placement and
+// metronome selectors, and handing a connected client its stream. A subscription lives no longer
+// than the token that created it. Knows nothing of HTTP beyond a response.
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -11,11 +11,12 @@ import type { Namespace } from '../storage/namespace.js';
 import type { Config } from '../config.js';
 import { formatScope, type Principal } from '../auth/scopes.js';
 import { SluiceError } from '../errors.js';
-import { normalizePath } from '../storage/paths.js';
+import { normalizePath, type NsPath } from '../storage/paths.js';
 import { ChannelStore, type ChannelRecord, type SubscriptionRecord } from './channel-store.js';
-import { ChannelStream, type StreamWatch } from './channel-stream.js';
+import { ChannelStream, streamWatchOf, type StreamWatch } from './channel-stream.js';
 import { echoSelector, mergeFlags, parseInotifySelector, type InotifySelector, type Watch } from './inotify.js';
 import { Metronome, parseMetronomeSelector, tickMessage } from './metronome.js';
+import { echoPlacementSelector, parsePlacementSelector, placementWatch, type PlacementSelector } from './placement.js';
 import { isEventType, type EventType } from './event-types.js';
 import { SseWriter } from './sse.js';
 import { WatchTracker, readPermission } from './watch-tracker.js';
@@ -187,6 +188,7 @@ export class ChannelService {
     this.live(p, channelId);
     if (!isEventType(type)) throw new SluiceError('BAD_SELECTOR', `Unknown event type: ${type}`);
     if (type === 'metronome') return this.subscribeMetronome(p, channelId, body);
+    if (type === 'placement') return this.subscribePlacement(p, channelId, body);
     return this.subscribeInotify(p, channelId, body);
   }
 
@@ -228,14 +230,7 @@ export class ChannelService {
     const watches: StreamWatch[] = this.store
       .subscriptionsAt(channelId, start.position)
       .filter((s): s is SubscriptionRecord & { watch: Watch } => s.watch !== undefined)
-      .map((s) => ({
-        id: s.id,
-        watch: s.watch,
-        createdAfter: s.createdAfter,
-        until: s.closedAfter,
-        tokenExpires: s.tokenExpires,
-        mayRead: readPermission(s.scopes),
-      }));
+      .map(streamWatchOf);
     const stream = new ChannelStream({
       eventLog: this.deps.eventLog,
       writer: new SseWriter(res, HEARTBEAT_MS),
@@ -281,9 +276,8 @@ export class ChannelService {
     }
   }
 
-  private async subscribeInotify(p: Principal, channelId: string, body: unknown): Promise<SubscribeResult> {
-    const selector = parseInotifySelector(body);
-    const path = normalizePath(selector.path);
+  /** The object a selector names: it must exist and the caller must be allowed to read it. */
+  private async targetOf(p: Principal, path: NsPath) {
     let entry;
     try {
       entry = await this.deps.namespace.find(p, path);
@@ -292,6 +286,13 @@ export class ChannelService {
       throw e;
     }
     if (!entry) throw new SluiceError('BAD_SELECTOR', `Not found: Problem with path: No such file or directory: ${path}`);
+    return entry;
+  }
+
+  private async subscribeInotify(p: Principal, channelId: string, body: unknown): Promise<SubscribeResult> {
+    const selector = parseInotifySelector(body);
+    const path = normalizePath(selector.path);
+    const entry = await this.targetOf(p, path);
     if (selector.onlyDir && entry.type !== 'DIR')
       throw new SluiceError('BAD_SELECTOR', `Failed condition: IN_ONLYDIR with ${entry.type} target`);
     if (selector.recursive && entry.type !== 'DIR')
@@ -344,6 +345,28 @@ export class ChannelService {
       mayRead: readPermission(scopes),
     });
     return { status: 'CREATED', type: 'inotify', id };
+  }
+
+  /** A new subscription per request (never merged), with a random id like metronome's. */
+  private async subscribePlacement(p: Principal, channelId: string, body: unknown): Promise<SubscribeResult> {
+    const selector = parsePlacementSelector(body);
+    const path = normalizePath(selector.path);
+    const entry = await this.targetOf(p, path);
+    const watch = placementWatch(selector, path, entry.type === 'DIR', entry.type);
+    const live = this.channels.get(channelId);
+    if (!live) throw new SluiceError('NOT_FOUND', 'No such channel');
+    this.checkSubscriptionLimit(channelId);
+    const id = randomUUID();
+    const head = this.tracker.catchUp();
+    const createdAfter = selector.since === undefined ? head : Math.min(head, selector.since);
+    const selectorEcho = echoPlacementSelector(body as PlacementSelector);
+    const token = { tokenId: p.tokenId, tokenExpires: p.expires };
+    const scopes = p.scopes.map(formatScope);
+    this.store.insertSubscription({ channelId, id, type: 'placement', selector: selectorEcho, watch, scopes, ...token, createdAfter });
+    const record = this.store.subscription(channelId, id)! as SubscriptionRecord & { watch: Watch };
+    this.tracker.track(record);
+    live.stream?.newSubscription('placement', id, streamWatchOf(record));
+    return { status: 'CREATED', type: 'placement', id };
   }
 
   private subscribeMetronome(p: Principal, channelId: string, body: unknown): SubscribeResult {

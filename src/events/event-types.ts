@@ -1,9 +1,11 @@
 // The event types a channel can subscribe to, with the descriptions and JSON Schemas served under
-// /events/eventTypes. The schemas are dCache's (draft-06), with sluice's extensions marked below.
+// /events/eventTypes. The schemas are dCache's (draft-06), with sluice's extensions marked below;
+// the placement type is sluice's own.
 import { MAXIMUM_DELAY, MAXIMUM_HZ, MINIMUM_DELAY, MINIMUM_HZ, DEFAULT_MESSAGE } from './metronome.js';
 import { SELECTOR_FLAGS } from './inotify.js';
+import { PLACEMENT_TYPES } from './types.js';
 
-export const EVENT_TYPES = ['inotify', 'metronome'] as const;
+export const EVENT_TYPES = ['inotify', 'metronome', 'placement'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export const isEventType = (t: string): t is EventType => (EVENT_TYPES as readonly string[]).includes(t);
@@ -177,7 +179,88 @@ const metronomeSelector = {
 
 const metronomeEvent = { $id: 'http://dcache.org/frontend/events/metronomeEvents#', $schema: DRAFT_06, type: 'string' };
 
+// sluice extension: the whole event type.
+const placementSelector = {
+  $id: 'https://sluice.dev/events/placementSelectors#',
+  $schema: DRAFT_06,
+  description: 'path of a file or directory whose placement events are selected',
+  type: 'object',
+  required: ['path'],
+  properties: {
+    path: {
+      title: 'The path of the file or directory to watch',
+      description:
+        'The target must exist when the request is made.  The subscription follows the target if it is moved and ends when it is deleted.',
+      pattern: '^/(.*[^/])?$',
+      type: 'string',
+    },
+    recursive: {
+      title: 'Watch the whole subtree',
+      description:
+        'For a directory: also report files in its subdirectories, named by their path relative to it.  Defaults to true for a directory; true is refused for a file.',
+      type: 'boolean',
+    },
+    types: {
+      title: 'Control which events are selected',
+      description: 'The placement event types to report; all of them when absent.',
+      type: 'array',
+      minItems: 1,
+      items: { type: 'string', enum: [...PLACEMENT_TYPES] },
+    },
+    since: {
+      title: 'Also cover history',
+      description: 'The subscription also selects events after this event id still in the durable log.',
+      type: 'integer',
+      minimum: 0,
+    },
+  },
+  additionalProperties: false,
+};
+
+const str = { type: 'string', minLength: 1 };
+const placementEvent = {
+  $id: 'https://sluice.dev/events/placementEvents#',
+  $schema: DRAFT_06,
+  description: 'a change in the placement of a file (its replicas, its QoS) or in the state of a replication rule',
+  type: 'object',
+  required: ['type'],
+  properties: {
+    type: { title: 'What happened', type: 'string', enum: [...PLACEMENT_TYPES] },
+    name: {
+      title: 'The name of the target',
+      description:
+        'The path of the file (for RULE_STATE: of the rule scope) relative to the watched directory; absent when the event is about the watched object itself.',
+      type: 'string',
+      minLength: 1,
+    },
+    fileId: { title: 'The file id', description: 'Stable across renames (the pnfsId).', ...str },
+    se: { title: 'The storage element of the replica', ...str },
+    size: { title: 'The size of the file in bytes', type: 'integer', minimum: 0 },
+    rule: { title: 'The replication rule', ...str },
+    transfer: { title: 'The transfer that made the replica', ...str },
+    reason: { title: 'Why the replica was removed or is bad, or why the rule changed state', type: 'string' },
+    pinnedUntil: { title: 'When the pin of the staged copy ends', description: 'Milliseconds since the epoch.', type: 'integer' },
+    qos: { title: 'The QoS class now', ...str },
+    previous: { title: 'The QoS class or rule state before', type: 'string' },
+    state: { title: 'The rule state now', type: 'string', enum: ['OK', 'REPLICATING', 'STUCK', 'SUSPENDED'] },
+  },
+  oneOf: [
+    { properties: { type: { const: 'REPLICA_AVAILABLE' } }, required: ['fileId', 'se', 'size'] },
+    { properties: { type: { const: 'REPLICA_REMOVED' } }, required: ['fileId', 'se', 'reason'] },
+    { properties: { type: { const: 'REPLICA_BAD' } }, required: ['fileId', 'se', 'reason'] },
+    { properties: { type: { const: 'REPLICA_FLUSHED' } }, required: ['fileId', 'se'] },
+    { properties: { type: { const: 'REPLICA_STAGED' } }, required: ['fileId', 'se', 'pinnedUntil'] },
+    { properties: { type: { const: 'QOS_CHANGED' } }, required: ['fileId', 'qos', 'previous'] },
+    { properties: { type: { const: 'RULE_STATE' } }, required: ['rule', 'state', 'previous'] },
+  ],
+};
+
 export const EVENT_TYPE_INFO: Record<EventType, { description: string; selector: object; event: object }> = {
   inotify: { description: 'notification of namespace activity, modelled after inotify(7)', selector: inotifySelector, event: inotifyEvent },
   metronome: { description: 'a configurable stream of messages', selector: metronomeSelector, event: metronomeEvent },
+  placement: {
+    description: 'replicas added, removed or bad, flushed to or staged from tape, QoS and rule state changes (sluice extension)',
+    selector: placementSelector,
+    event: placementEvent,
+  },
 };

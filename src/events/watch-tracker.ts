@@ -1,7 +1,8 @@
-// Keeps every inotify watch where its target is, whether or not a client is connected: follows the
-// event log from a durable position, moves watches with their targets and ends them when their
-// target is deleted (or after one event with IN_ONESHOT, or at the first event after the creating
-// token expired), and records that in the channel store.
+// Keeps every inotify watch (and placement subscription, which keeps to its target the same way)
+// where its target is, whether or not a client is connected: follows the event log from a durable
+// position, moves watches with their targets and ends them when their target is deleted (or after
+// one event with IN_ONESHOT, or at the first event after the creating token expired), and records
+// that in the channel store.
 import type { Logger } from 'pino';
 import type { SqliteEventLog } from '../backends/sqlite/event-log.js';
 import { mayStorage, parseScope } from '../auth/scopes.js';

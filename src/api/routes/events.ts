@@ -10,7 +10,7 @@ import { EVENT_TYPES, EVENT_TYPE_INFO, isEventType, type EventType } from '../..
 
 const TAGS = ['events'];
 const ChannelParams = Type.Object({ id: Type.String({ description: 'channel id' }) });
-const TypeParams = Type.Object({ type: Type.String({ description: 'event type: inotify or metronome' }) });
+const TypeParams = Type.Object({ type: Type.String({ description: 'event type: inotify, metronome or placement' }) });
 const SubscriptionsParams = Type.Object({ id: Type.String(), type: Type.String() });
 const SubscriptionParams = Type.Object({ id: Type.String(), type: Type.String(), sid: Type.String() });
 const ClientIdQuery = Type.Object({ 'client-id': Type.Optional(Type.String()) }, { additionalProperties: false });
