@@ -12,6 +12,7 @@ import { until } from './support/cli.js';
 import { deploy } from './support/functions.js';
 import type { ReceivedEvent, SseClient } from './support/sse.js';
 import { normalizePath } from '../src/storage/paths.js';
+import { transactWithEvents } from '../src/backends/sqlite/transact.js';
 import type { Principal } from '../src/auth/scopes.js';
 import { PLACEMENT_TYPES, type EventId, type NewStorageEvent, type PlacementType } from '../src/events/types.js';
 import { cloudEventType, toCloudEvent } from '../src/events/cloudevents.js';
@@ -43,13 +44,11 @@ const json = (body: unknown): RequestInit => ({
   body: JSON.stringify(body),
 });
 
-/** Appends events as the placement engine will: in one transaction, consumers woken after the commit. Returns the new head. */
-function append(events: NewStorageEvent[], s = server): number {
+/** Appends events as the placement engine will (one outbox transaction, consumers woken after it). Returns the new head. */
+async function append(events: NewStorageEvent[], s = server): Promise<number> {
   const { db, eventLog } = s.core!;
-  db.transaction(() => eventLog.appendInTransaction(events))();
-  const head = eventLog.takePendingHead();
-  eventLog.committed(head);
-  return head;
+  await transactWithEvents(db, eventLog, undefined, (out) => void out.push(...events));
+  return eventLog.headSync();
 }
 
 const available = (path: string, fileId: string, se = 'disk1', size = 4): NewStorageEvent => ({
@@ -203,9 +202,12 @@ test('a placement subscription on a directory gets the selected placement events
   assert.match(selected, /\/subscriptions\/placement\/[0-9a-f-]{36}$/);
   await client.waitFor((e) => e.type === 'SYSTEM', 4);
 
-  const first = append([available('/tape/raw/scan.nxs', scan), { ...flushed('/tape/raw/scan.nxs', scan), type: 'REPLICA_BAD' }]);
-  append([flushed('/tape/raw/scan.nxs', scan), flushed('/elsewhere/x.nxs', 'ff')]);
-  const last = append([
+  const first = await append([
+    available('/tape/raw/scan.nxs', scan),
+    { type: 'REPLICA_BAD', path: '/tape/raw/scan.nxs', isDir: false, data: { fileId: scan, se: 'disk2', reason: 'checksum mismatch' } },
+  ]);
+  await append([flushed('/tape/raw/scan.nxs', scan), flushed('/elsewhere/x.nxs', 'ff')]);
+  const last = await append([
     flushed('/tape/direct.nxs', direct),
     { type: 'RULE_STATE', path: '/tape', isDir: true, data: { rule: 'r-tape', state: 'REPLICATING', previous: 'OK' } },
   ]);
@@ -242,7 +244,9 @@ test('a placement subscription on a directory gets the selected placement events
 
   // RULE_STATE of a rule scoped at the watched directory comes without name.
   const rules = await subscribe(ch, 'placement', { path: '/tape', types: ['RULE_STATE'] });
-  const head = append([{ type: 'RULE_STATE', path: '/tape', isDir: true, data: { rule: 'r-tape', state: 'OK', previous: 'REPLICATING' } }]);
+  const head = await append([
+    { type: 'RULE_STATE', path: '/tape', isDir: true, data: { rule: 'r-tape', state: 'OK', previous: 'REPLICATING' } },
+  ]);
   const [rule] = await client.waitFor((e) => e.type === 'placement' && (e.data as { subscription: string }).subscription === rules);
   assert.deepEqual(rule!.data, {
     event: { type: 'RULE_STATE', rule: 'r-tape', state: 'OK', previous: 'REPLICATING' },
@@ -266,15 +270,15 @@ test('a placement subscription follows its directory, and reports nothing the su
   assert.equal(forbidden.status, 400);
   assert.equal(((await forbidden.json()) as { errors: { message: string }[] }).errors[0]!.message, 'Permission denied: Not allowed.');
 
-  append([available('/perm/open/a.h5', id)]);
+  await append([available('/perm/open/a.h5', id)]);
   await pia.waitFor(of('placement'));
   await ns().move(admin, normalizePath('/perm/open'), normalizePath('/perm/secret/open'), { overwrite: false });
-  append([flushed('/perm/secret/open/a.h5', id)]);
+  await append([flushed('/perm/secret/open/a.h5', id)]);
   // An admin subscription shows the watch followed the rename (the event is reported with its name).
   const ach = await channel();
   const adm = await listen(ach);
   const asub = await subscribe(ach, 'placement', { path: '/perm/secret' });
-  append([
+  await append([
     { type: 'REPLICA_REMOVED', path: '/perm/secret/open/a.h5', isDir: false, data: { fileId: id, se: 'disk1', reason: 'rule expired' } },
   ]);
   const [removed] = await adm.waitFor(of('placement'));
@@ -299,9 +303,9 @@ test('a deleted target ends a placement subscription with SUBSCRIPTION_CLOSED (n
   const ch = await channel();
   const client = await listen(ch);
   const sub = await subscribe(ch, 'placement', { path: '/gone/f' });
-  append([flushed('/gone/f', id)]);
+  await append([flushed('/gone/f', id)]);
   await ns().remove(admin, normalizePath('/gone/f'));
-  append([{ type: 'REPLICA_REMOVED', path: '/gone/f', isDir: false, data: { fileId: id, se: 'tape1', reason: 'file deleted' } }]);
+  await append([{ type: 'REPLICA_REMOVED', path: '/gone/f', isDir: false, data: { fileId: id, se: 'tape1', reason: 'file deleted' } }]);
   await client.waitFor((e) => e.type === 'SYSTEM' && (e.data as { type: string }).type === 'SUBSCRIPTION_CLOSED');
   await settle();
   assert.deepEqual(
@@ -322,14 +326,14 @@ test('a reconnect with Last-Event-ID gets exactly the missed placement events', 
   const ch = await channel();
   const sub = await subscribe(ch, 'placement', { path: '/resume-p', types: ['REPLICA_STAGED', 'REPLICA_FLUSHED'] });
   const first = await listen(ch);
-  append([flushed('/resume-p/f', id)]);
+  await append([flushed('/resume-p/f', id)]);
   const [seen] = await first.waitFor(of('placement'));
   first.close();
-  append([
+  await append([
     { type: 'REPLICA_STAGED', path: '/resume-p/f', isDir: false, data: { fileId: id, se: 'tape1', pinnedUntil: 1_900_000_000_000 } },
   ]);
-  append([available('/resume-p/f', id)]);
-  const qos = append([
+  await append([available('/resume-p/f', id)]);
+  const qos = await append([
     { type: 'QOS_CHANGED', path: '/resume-p/f', isDir: false, data: { fileId: id, qos: 'disk+tape', previous: 'tape' } },
   ]);
   const second = await listen(ch, server.token, { 'last-event-id': seen!.lastEventId });
@@ -384,7 +388,7 @@ test('"since" replays placement events still in the log', async () => {
   await mkdir('/hist-p');
   await put('/hist-p/f');
   const id = await fileIdOf('/hist-p/f');
-  const before = append([flushed('/hist-p/f', id)]);
+  const before = await append([flushed('/hist-p/f', id)]);
   const ch = await channel();
   await subscribe(ch, 'placement', { path: '/hist-p', since: before - 1 });
   const client = await listen(ch, server.token, { 'last-event-id': String(before - 1) });
@@ -404,12 +408,12 @@ test('a placement subscription survives a restart and resumes from Last-Event-ID
     const chPath = new URL(ch).pathname;
     const sub = await subscribe(ch, 'placement', { path: '/keep', types: ['REPLICA_FLUSHED', 'REPLICA_STAGED'] }, s.token, s);
     const subPath = new URL(sub).pathname;
-    const seenAt = append([flushed('/keep/f', id)], s);
+    const seenAt = await append([flushed('/keep/f', id)], s);
     await s.stop();
 
     s = await startServer({ dataDir });
     assert.deepEqual(await (await authed(s)(subPath)).json(), { path: '/keep', types: ['REPLICA_FLUSHED', 'REPLICA_STAGED'] });
-    const staged = append(
+    const staged = await append(
       [{ type: 'REPLICA_STAGED', path: '/keep/f', isDir: false, data: { fileId: id, se: 'tape1', pinnedUntil: 1 } }],
       s,
     );
@@ -450,7 +454,7 @@ test('a trigger on REPLICA_FLUSHED below a path runs its function with an org.sl
   );
   assert.equal(created.status, 201, await created.clone().text());
   await put('/archive/raw/later.nxs', 'closed, not flushed');
-  const flushedAt = append([
+  const flushedAt = await append([
     available('/archive/raw/big.nxs', big),
     flushed('/archive/raw/big.nxs', big),
     flushed('/archive/raw/small.nxs', await fileIdOf('/archive/raw/small.nxs')),
