@@ -34,6 +34,11 @@ import { SqliteCatalogStore } from './backends/sqlite/catalog-store.js';
 import { CatalogService, fileFactsOf } from './catalog/service.js';
 import { CatalogIndexer } from './catalog/indexer.js';
 import type { NsPath } from './storage/paths.js';
+import { placementMigrations } from './placement/tables.js';
+import { SqlitePlacementStore } from './backends/sqlite/placement-store.js';
+import { SeRegistry } from './placement/se-registry.js';
+import { PlacementService } from './placement/service.js';
+import { BUILTIN_QOS } from './placement/types.js';
 
 export interface Core {
   config: Config;
@@ -49,6 +54,8 @@ export interface Core {
   catalog: CatalogService;
   /** Keeps the catalogue in step with the namespace (a consumer of the event log). */
   catalogIndexer: CatalogIndexer;
+  /** Storage elements, replication rules, transfers, QoS and tape. */
+  placement: PlacementService;
   /** The API's unix socket, for function instances (ctx.storage). */
   apiSocket: string;
   /** Stops background work and closes state; the HTTP server is closed by its owner first. */
@@ -81,6 +88,7 @@ export async function createCore(config: Config, log: Logger = createLogger(conf
     ...activationMigrations,
     ...triggerMigrations,
     ...catalogMigrations,
+    ...placementMigrations,
   ]);
   const wal = config.fsync ? new WalSync(dbFile + '-wal') : undefined;
   await wal?.init();
@@ -91,6 +99,37 @@ export async function createCore(config: Config, log: Logger = createLogger(conf
   await se.init();
   const namespace = new Namespace(store, se, log.child({ domain: 'storage' }));
   await namespace.recover();
+  const placementStore = new SqlitePlacementStore(db, eventLog, wal);
+  const registry = new SeRegistry({
+    store: placementStore,
+    landing: se,
+    landingAttributes: config.placement.landingAttributes,
+    fsync: config.fsync,
+    dataDir: config.dataDir,
+  });
+  await registry.init();
+  const pc = config.placement;
+  const placement = new PlacementService({
+    store: placementStore,
+    registry,
+    eventLog,
+    config: {
+      maxActive: pc.maxActiveTransfers,
+      maxActivePerSe: pc.maxActivePerSe,
+      maxActivePerLink: pc.maxActivePerLink,
+      maxAttempts: pc.maxTransferAttempts,
+      retryBaseSeconds: pc.retryBaseSeconds,
+      repairIntervalSeconds: pc.repairIntervalSeconds,
+      stageWaitSeconds: pc.stageWaitSeconds,
+      pinSeconds: pc.pinSeconds,
+      cleanBelowFreeFraction: 0.1,
+      cleanUntilFreeFraction: 0.2,
+    },
+    qosClasses: [...BUILTIN_QOS, ...Object.entries(pc.qosClasses).map(([name, rules]) => ({ name, rules }))],
+    locationsOn: (name) => store.locationsOn(name),
+    log: log.child({ domain: 'placement' }),
+  });
+  namespace.attachReplicaSource(placement);
   const tokens = new TokenService(db);
   const channels = new ChannelService({ db, eventLog, namespace, config, log: log.child({ domain: 'events' }) });
   await channels.start();
@@ -162,9 +201,11 @@ export async function createCore(config: Config, log: Logger = createLogger(conf
     triggers,
     catalog,
     catalogIndexer,
+    placement,
     apiSocket,
     async close() {
       clearInterval(prune);
+      await placement.stop();
       await triggers.stop();
       await catalogIndexer.stop();
       await invoker.close();

@@ -28,6 +28,28 @@ export interface Config {
   /** fsync data and directory before acknowledging a write. Only turn off for throwaway data. */
   fsync: boolean;
   functions: FunctionsConfig;
+  placement: PlacementSettings;
+}
+
+export interface PlacementSettings {
+  /** Attributes of the landing SE ("local"), where uploads arrive, on first start. */
+  landingAttributes: Record<string, string>;
+  /** Concurrent transfers in total, per SE and per source→destination link. */
+  maxActiveTransfers: number;
+  maxActivePerSe: number;
+  maxActivePerLink: number;
+  /** Attempts of one transfer before its rule's lock is STUCK. */
+  maxTransferAttempts: number;
+  /** First retry delay of a failed transfer; doubles per attempt. */
+  retryBaseSeconds: number;
+  /** Seconds between repair passes (expired rules, stuck locks, space cleanup). */
+  repairIntervalSeconds: number;
+  /** How long a GET of a file only on tape waits for its stage before answering 503. */
+  stageWaitSeconds: number;
+  /** How long a staged file stays online. */
+  pinSeconds: number;
+  /** QoS classes beyond disk, tape and disk+tape: name → rules ({copies, expression}). */
+  qosClasses: Record<string, { copies: number; expression: string }[]>;
 }
 
 export interface FunctionsConfig {
@@ -78,11 +100,24 @@ export const defaultConfig = (): Config => ({
     activationRetentionHours: 24 * 7,
     prewarm: 1,
   },
+  placement: {
+    landingAttributes: { site: 'local', medium: 'disk' },
+    maxActiveTransfers: 32,
+    maxActivePerSe: 16,
+    maxActivePerLink: 8,
+    maxTransferAttempts: 5,
+    retryBaseSeconds: 10,
+    repairIntervalSeconds: 60,
+    stageWaitSeconds: 60,
+    pinSeconds: 3600,
+    qosClasses: {},
+  },
 });
 
-export type ConfigOverrides = Partial<Omit<Config, 'channels' | 'functions'>> & {
+export type ConfigOverrides = Partial<Omit<Config, 'channels' | 'functions' | 'placement'>> & {
   channels?: Partial<Config['channels']>;
   functions?: Partial<FunctionsConfig>;
+  placement?: Partial<PlacementSettings>;
 };
 
 const ENV_KEYS: Record<string, (c: ConfigOverrides, v: string) => void> = {
@@ -103,13 +138,14 @@ function parsePort(v: string | number, what: string): number {
 }
 
 function merge(base: Config, over: ConfigOverrides): Config {
-  const { channels, functions, ...rest } = over;
+  const { channels, functions, placement, ...rest } = over;
   const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
   return {
     ...base,
     ...defined,
     channels: { ...base.channels, ...(channels ?? {}) },
     functions: { ...base.functions, ...(functions ?? {}) },
+    placement: { ...base.placement, ...(placement ?? {}) },
   };
 }
 
@@ -133,6 +169,28 @@ function validate(c: Config): Config {
     'activationRetentionHours',
   ] as const) {
     if (!(typeof f[key] === 'number' && f[key] > 0)) throw new SluiceError('BAD_REQUEST', `functions.${key} must be a positive number`);
+  }
+  const pl = c.placement;
+  for (const key of [
+    'maxActiveTransfers',
+    'maxActivePerSe',
+    'maxActivePerLink',
+    'maxTransferAttempts',
+    'retryBaseSeconds',
+    'repairIntervalSeconds',
+    'stageWaitSeconds',
+    'pinSeconds',
+  ] as const) {
+    if (!(typeof pl[key] === 'number' && pl[key] > 0)) throw new SluiceError('BAD_REQUEST', `placement.${key} must be a positive number`);
+  }
+  for (const [name, rules] of Object.entries(pl.qosClasses)) {
+    if (
+      !Array.isArray(rules) ||
+      rules.length === 0 ||
+      rules.some((r) => !(Number.isInteger(r.copies) && r.copies > 0) || typeof r.expression !== 'string')
+    ) {
+      throw new SluiceError('BAD_REQUEST', `placement.qosClasses.${name} must be a list of {"copies": N, "expression": "..."}`);
+    }
   }
   return { ...c, dataDir: resolve(c.dataDir) };
 }
@@ -161,7 +219,7 @@ export function loadConfig(flags: ConfigOverrides & { configFile?: string }, env
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
       throw new SluiceError('BAD_REQUEST', `config file ${file} must hold a JSON object`);
     }
-    const nested = (['channels', 'functions'] as const).flatMap((section) => {
+    const nested = (['channels', 'functions', 'placement'] as const).flatMap((section) => {
       const value = (parsed as Record<string, unknown>)[section];
       if (typeof value !== 'object' || value === null) return [];
       return Object.keys(value)

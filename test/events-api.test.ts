@@ -39,7 +39,7 @@ test('GET /events is anonymous and reports the channel limits', async () => {
 });
 
 test('event types, descriptions and schemas', async () => {
-  assert.deepEqual(await (await api('/api/v1/events/eventTypes')).json(), ['inotify', 'metronome']);
+  assert.deepEqual(await (await api('/api/v1/events/eventTypes')).json(), ['inotify', 'metronome', 'placement']);
   assert.deepEqual(await (await api('/api/v1/events/eventTypes/inotify')).json(), {
     description: 'notification of namespace activity, modelled after inotify(7)',
   });

@@ -15,6 +15,7 @@ import { webdavDoor } from './routes/webdav.js';
 import { functionRoutes } from './routes/functions.js';
 import { invocationRoutes } from './routes/invocations.js';
 import { triggerRoutes } from './routes/triggers.js';
+import { placementRoutes } from './routes/placement.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { openapiPlugin } from './openapi.js';
 
@@ -89,6 +90,7 @@ export async function buildServer(core: Core) {
     await core.invoker.start();
     await core.triggers.start();
     await core.catalogIndexer.start();
+    await core.placement.start();
   });
   app.addHook('onClose', async () => {
     if (!socketServer) return;
@@ -105,6 +107,7 @@ export async function buildServer(core: Core) {
   await app.register(invocationRoutes, { prefix: '/api/v1', core });
   await app.register(triggerRoutes, { prefix: '/api/v1', core });
   await app.register(catalogRoutes, { prefix: '/api/v1', core });
+  await app.register(placementRoutes, { prefix: '/api/v1', core });
   await app.register(webdavDoor, { core });
   return app;
 }

@@ -112,3 +112,14 @@ export function contentMd5ToHex(header: string): string {
 
 /** Checksum type names as dCache's namespace API reports them. */
 export const DCACHE_CHECKSUM_NAMES: Record<ChecksumType, string> = { adler32: 'ADLER32', md5: 'MD5_TYPE', sha256: 'SHA256' };
+
+/** ADLER32 and size of a whole stream (verifying a replica by reading it back). */
+export async function adler32Of(stream: AsyncIterable<Uint8Array>): Promise<{ adler32: string; size: number }> {
+  let sum = 1;
+  let size = 0;
+  for await (const chunk of stream) {
+    sum = adler32(chunk, sum);
+    size += chunk.length;
+  }
+  return { adler32: adler32Hex(sum), size };
+}

@@ -3,32 +3,18 @@
 // tmp/, fsynced and renamed into place before the namespace commit makes it visible.
 import { randomUUID } from 'node:crypto';
 import { createReadStream, type ReadStream } from 'node:fs';
-import { mkdir, open, rename, unlink, readdir, rm, copyFile, constants, statfs } from 'node:fs/promises';
+import { mkdir, open, rename, unlink, readdir, rm, copyFile, constants, statfs, access } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ChecksumAccumulator } from './checksums.js';
-import type { ChecksumType, Checksums } from './types.js';
 import { SluiceError } from '../errors.js';
+import type { ReceiveOptions, ReceivedData, SpaceInfo, StorageElement } from './storage-element.js';
 
 const EARLY_FLUSH_BYTES = 64 << 20;
 const WRITE_BATCH_BYTES = 4 << 20;
 
-export interface ReceivedData {
-  location: string;
-  size: number;
-  checksums: Checksums;
-}
-
-export interface ReceiveOptions {
-  /** Checksums beyond ADLER32 to compute while streaming. */
-  extraChecksums: ReadonlySet<ChecksumType>;
-  /** Declared length; a stream that ends short or long is refused. */
-  expectedSize?: number;
-  /** Refuse more than this many bytes. */
-  maxSize?: number;
-}
-
-export class LocalStorageElement {
+export class LocalStorageElement implements StorageElement {
+  readonly kind = 'local' as const;
   readonly name: string;
   readonly root: string;
   private readonly fsync: boolean;
@@ -45,7 +31,8 @@ export class LocalStorageElement {
     await mkdir(join(this.root, 'tmp'), { recursive: true });
   }
 
-  private pathOf(location: string): string {
+  /** The file holding a replica's bytes. */
+  pathOf(location: string): string {
     if (!/^[0-9a-f]{32}$/.test(location)) throw new SluiceError('INTERNAL', `bad replica location ${location}`);
     return join(this.root, 'data', location.slice(0, 2), location.slice(2, 4), location);
   }
@@ -139,7 +126,11 @@ export class LocalStorageElement {
   }
 
   /** Byte range [start, end] inclusive, or the whole replica. */
-  read(location: string, range?: { start: number; end: number }): ReadStream {
+  async read(location: string, range?: { start: number; end: number }): Promise<ReadStream> {
+    return this.readSync(location, range);
+  }
+
+  readSync(location: string, range?: { start: number; end: number }): ReadStream {
     return createReadStream(
       this.pathOf(location),
       range ? { start: range.start, end: range.end, highWaterMark: 1 << 20 } : { highWaterMark: 1 << 20 },
@@ -199,8 +190,37 @@ export class LocalStorageElement {
     return { partial, orphaned };
   }
 
-  async space(): Promise<{ total: number; free: number }> {
+  async space(): Promise<SpaceInfo> {
     const s = await statfs(this.root);
     return { total: s.blocks * s.bsize, free: s.bavail * s.bsize };
   }
+
+  /** Places a copy of `file` under `location` (a tape recall): written to tmp/, synced, renamed. */
+  async importFile(file: string, location: string): Promise<void> {
+    const tmp = join(this.root, 'tmp', location + '.part');
+    try {
+      await copyFile(file, tmp, constants.COPYFILE_FICLONE);
+      if (this.fsync) {
+        const fh = await open(tmp, 'r+');
+        await fh.datasync();
+        await fh.close();
+      }
+      const final = this.pathOf(location);
+      await this.ensureDir(dirname(final));
+      await rename(tmp, final);
+      await this.syncDir(dirname(final));
+    } catch (e) {
+      await unlink(tmp).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async has(location: string): Promise<boolean> {
+    return access(this.pathOf(location)).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  async close(): Promise<void> {}
 }

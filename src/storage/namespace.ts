@@ -24,15 +24,33 @@ export interface PutOptions {
   createParents?: boolean;
 }
 
+/**
+ * Replicas beyond the landing SE (other SEs, tape, remote endpoints): the placement domain
+ * provides this, so the namespace can read from the best replica and free released ones.
+ */
+export interface ReplicaSource {
+  /** Opens the best available replica, staging it from tape if needed. */
+  open(entry: Entry, replicas: Replica[], range?: { start: number; end: number }): Promise<Readable>;
+  /** Deletes the bytes of a replica no entry references any more. */
+  release(replica: Replica): Promise<void>;
+}
+
 const DEFAULT_FILE_MODE = 0o644;
 const DEFAULT_DIR_MODE = 0o755;
 
 export class Namespace {
+  private replicaSource: ReplicaSource | undefined;
+
   constructor(
     private readonly store: NamespaceStore,
     private readonly se: LocalStorageElement,
     private readonly log: Logger,
   ) {}
+
+  /** Lets reads and releases reach replicas on other storage elements. */
+  attachReplicaSource(source: ReplicaSource): void {
+    this.replicaSource = source;
+  }
 
   /** Removes what a crash left on the storage element (partial uploads, uncommitted replicas). */
   async recover(): Promise<void> {
@@ -158,11 +176,14 @@ export class Namespace {
   async openEntry(p: Principal, entry: Entry, range?: { start: number; end: number }): Promise<Readable> {
     requireStorage(p, 'read', entry.path);
     if (entry.type === 'DIR') throw new SluiceError('IS_A_DIRECTORY', `${entry.path} is a directory`);
-    const replica = (await this.store.replicas(entry.path)).find((r) => r.state === 'AVAILABLE' && r.se === this.se.name);
-    if (!replica) throw new SluiceError('NOT_FOUND', `${entry.path} has no available replica`);
+    const replicas = await this.store.replicas(entry.path);
+    const replica = replicas.find((r) => r.state === 'AVAILABLE' && r.se === this.se.name);
     if (entry.size === 0) return Readable.from([]);
     // An explicit end lets the read stream size its buffers to the file, not 1 MiB per small GET.
-    return this.se.read(replica.location, range ?? { start: 0, end: entry.size - 1 });
+    const wanted = range ?? { start: 0, end: entry.size - 1 };
+    if (replica) return this.se.readSync(replica.location, wanted);
+    if (this.replicaSource) return this.replicaSource.open(entry, replicas, wanted);
+    throw new SluiceError('NOT_FOUND', `${entry.path} has no available replica`);
   }
 
   /** Returns the requested checksums, computing and caching those not yet known. */
@@ -220,9 +241,16 @@ export class Namespace {
           continue;
         }
         if (!mayStorage(p, 'read', s.path)) throw new SluiceError('FORBIDDEN', `token may not read ${s.path}`);
-        const replica = (await this.store.replicas(s.path)).find((r) => r.state === 'AVAILABLE' && r.se === this.se.name);
-        if (!replica) throw new SluiceError('CONFLICT', `${s.path} has no available replica to copy`);
-        items.push({ source: s, target: targetPath, replica: { se: this.se.name, location: await this.se.duplicate(replica.location) } });
+        const replicas = await this.store.replicas(s.path);
+        const replica = replicas.find((r) => r.state === 'AVAILABLE' && r.se === this.se.name);
+        let location: string;
+        if (replica) location = await this.se.duplicate(replica.location);
+        else if (this.replicaSource) {
+          // Only elsewhere (another SE, tape): the copy is made on the landing SE from the best replica.
+          const stream = s.size === 0 ? Readable.from([]) : await this.replicaSource.open(s, replicas, { start: 0, end: s.size - 1 });
+          location = (await this.se.receive(stream, { extraChecksums: new Set(), expectedSize: s.size })).location;
+        } else throw new SluiceError('CONFLICT', `${s.path} has no available replica to copy`);
+        items.push({ source: s, target: targetPath, replica: { se: this.se.name, location } });
       }
       const result = await this.store.commitCopy(items, { overwrite: opts.overwrite, owner: p.subject });
       await this.release(result.released);
@@ -246,10 +274,9 @@ export class Namespace {
   /** Deletes bytes no replica references any more. Failures are logged: the sweep at start catches them. */
   private async release(replicas: readonly Replica[]): Promise<void> {
     for (const r of replicas) {
-      if (r.se !== this.se.name) continue;
-      await this.se
-        .remove(r.location)
-        .catch((e: unknown) => this.log.warn({ err: e, location: r.location }, 'could not delete released replica'));
+      if (r.location === '') continue; // a copy that was still being made
+      const removal = r.se === this.se.name ? this.se.remove(r.location) : this.replicaSource?.release(r);
+      await removal?.catch((e: unknown) => this.log.warn({ err: e, se: r.se, location: r.location }, 'could not delete released replica'));
     }
   }
 }

@@ -3,8 +3,8 @@
 // scopes the owner's token had when it was made (like a service account): it can never do more.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { Value } from '@sinclair/typebox/value';
 import { SluiceError } from '../errors.js';
+import { checkBody } from '../validation.js';
 import { formatScope, isAdmin, requireScope, type Principal } from '../auth/scopes.js';
 import { normalizePath } from '../storage/paths.js';
 import { parseFunctionRef } from '../functions/registry.js';
@@ -23,18 +23,7 @@ export interface TriggerStatus extends Trigger {
 
 const newId = (prefix: string): string => `${prefix}_${randomBytes(8).toString('hex')}`;
 
-/** Validates a request body against a schema with defaults, naming the first bad field. */
-function check<T>(schema: Parameters<typeof Value.Default>[0], body: unknown, what: string): T {
-  const value = Value.Default(schema, structuredClone(body)) as T;
-  const first = Value.Errors(schema, value).First();
-  if (first) {
-    // A choice among literals reads better as the list of what is allowed.
-    const choices = (first.schema as { anyOf?: { const?: unknown }[] }).anyOf?.map((s) => s.const).filter((c) => c !== undefined);
-    const hint = choices?.length ? ` (one of ${choices.join(', ')}; got ${JSON.stringify(first.value)})` : '';
-    throw new SluiceError('BAD_REQUEST', `${what}${first.path || ''}: ${first.message}${hint}`);
-  }
-  return value;
-}
+const check = checkBody;
 
 export class TriggerService {
   private readonly consumers = new Map<string, TriggerConsumer>();

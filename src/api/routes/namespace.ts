@@ -8,7 +8,8 @@ import type { Core } from '../../app.js';
 import { principalOf } from '../authenticate.js';
 import { SluiceError } from '../../errors.js';
 import { join, parentOf, pathFromUrl, userPath, type NsPath } from '../../storage/paths.js';
-import type { Entry, Replica } from '../../storage/types.js';
+import type { Entry } from '../../storage/types.js';
+import { localityOf } from '../../placement/service.js';
 import { DCACHE_CHECKSUM_NAMES } from '../../storage/checksums.js';
 import type { ChecksumType } from '../../storage/types.js';
 
@@ -20,6 +21,7 @@ const Flags = Type.Object(
     checksum: Type.Optional(Type.Boolean()),
     locality: Type.Optional(Type.Boolean()),
     locations: Type.Optional(Type.Boolean()),
+    replicas: Type.Optional(Type.Boolean({ description: 'sluice extension: each replica with its SE and state' })),
     qos: Type.Optional(Type.Boolean()),
     xattr: Type.Optional(Type.Boolean()),
     labels: Type.Optional(Type.Boolean()),
@@ -55,6 +57,13 @@ const ACTIONS = [
     { action: Type.Literal('rm-xattr'), names: Type.Union([Type.String(), Type.Array(Type.String())]) },
     { additionalProperties: false },
   ),
+  Type.Object(
+    {
+      action: Type.Literal('qos'),
+      target: Type.String({ minLength: 1, description: 'QoS class: disk, tape, disk+tape or one the operator defined' }),
+    },
+    { additionalProperties: false },
+  ),
 ] as const;
 const Action = Type.Union([...ACTIONS]);
 type ActionT = Static<typeof Action>;
@@ -80,15 +89,6 @@ function pathOf(req: FastifyRequest): NsPath {
   return pathFromUrl(raw === '' ? '/' : raw);
 }
 
-function locality(replicas: Replica[]): string {
-  const online = replicas.some((r) => r.state === 'AVAILABLE');
-  const nearline = replicas.some((r) => r.state === 'NEARLINE');
-  if (online && nearline) return 'ONLINE_AND_NEARLINE';
-  if (online) return 'ONLINE';
-  if (nearline) return 'NEARLINE';
-  return replicas.length === 0 ? 'UNAVAILABLE' : 'LOST';
-}
-
 async function describe(core: Core, req: FastifyRequest, e: Entry, flags: FlagsT): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {
     fileMimeType: e.type === 'DIR' ? 'application/vnd.dcache.folder' : (e.contentType ?? 'application/octet-stream'),
@@ -100,16 +100,23 @@ async function describe(core: Core, req: FastifyRequest, e: Entry, flags: FlagsT
     size: e.size,
   };
   const p = principalOf(req, core.tokens);
-  if (e.type === 'REGULAR' && (flags.locality || flags.qos || flags.locations)) {
+  if (e.type === 'REGULAR' && (flags.locality || flags.qos || flags.locations || flags.replicas)) {
     const replicas = await core.namespace.replicas(p, e.path);
-    if (flags.locality) out.fileLocality = locality(replicas);
-    if (flags.locations) out.locations = replicas.filter((r) => r.state !== 'BAD').map((r) => r.se);
-    if (flags.qos)
-      out.currentQos = replicas.some((r) => r.state === 'NEARLINE')
-        ? replicas.some((r) => r.state === 'AVAILABLE')
-          ? 'disk+tape'
-          : 'tape'
-        : 'disk';
+    if (flags.locality) out.fileLocality = localityOf(replicas);
+    if (flags.locations) out.locations = replicas.filter((r) => r.state !== 'BAD' && r.state !== 'COPYING').map((r) => r.se);
+    if (flags.qos) Object.assign(out, await core.placement.qosOf(p, e.path));
+    // sluice extension: every replica with its SE and state (COPYING, AVAILABLE, NEARLINE, BAD).
+    if (flags.replicas) {
+      out.replicas = replicas.map((r) => ({
+        se: r.se,
+        state: r.state,
+        online: r.online,
+        created: r.created,
+        ...(r.pinnedUntil !== undefined ? { pinnedUntil: r.pinnedUntil } : {}),
+        ...(r.verified !== undefined ? { verified: r.verified } : {}),
+        ...(r.reason !== undefined ? { reason: r.reason } : {}),
+      }));
+    }
   }
   if (flags.checksum && e.type === 'REGULAR') {
     out.checksums = (Object.entries(e.checksums) as [ChecksumType, string][]).map(([type, value]) => ({
@@ -188,6 +195,9 @@ export const namespaceRoutes: FastifyPluginAsync<{ core: Core }> = async (app, {
         await ns.changeAttributes(p, path, { setXattrs: body.attributes });
         break;
       }
+      case 'qos':
+        await core.placement.transitionQos(p, path, body.target);
+        break;
       case 'rm-xattr': {
         const names = typeof body.names === 'string' ? [body.names] : body.names;
         const entry = await ns.stat(p, path);
