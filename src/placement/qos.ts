@@ -75,6 +75,7 @@ export class QosService {
       xattrs: {},
       copies: t.copies,
       expression: t.expression,
+      source: undefined,
       grouping: 'NONE',
       expires: undefined,
       priority: 4,

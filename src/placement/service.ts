@@ -74,6 +74,7 @@ export class PlacementService implements ReplicaSource {
       log,
     });
     this.transfers.onFailed = (t) => this.judge.transferFailed(t);
+    this.transfers.ruleOf = (id) => this.judge.cachedRule(id);
     this.transfers.stager = { stage: (entryId, se) => this.tape.stage(entryId, se) };
     this.judge.afterEvaluation = (file, rules) => this.qos.afterEvaluation(file, rules);
   }
@@ -247,6 +248,7 @@ export class PlacementService implements ReplicaSource {
         `expression "${spec.expression}" selects ${ses.length} storage element${ses.length === 1 ? '' : 's'} (${ses.join(', ')}) for ${spec.copies} copies`,
       );
     }
+    if (spec.source !== undefined) selectSes(spec.source, this.deps.registry.expressionUniverse());
     const now = Date.now();
     const rule: Rule = {
       id: randomUUID(),
@@ -257,6 +259,7 @@ export class PlacementService implements ReplicaSource {
       xattrs: spec.xattrs ?? {},
       copies: spec.copies,
       expression: spec.expression,
+      source: spec.source,
       grouping: spec.grouping,
       expires: spec.lifetimeSeconds !== undefined ? now + spec.lifetimeSeconds * 1000 : undefined,
       priority: spec.priority,

@@ -22,6 +22,7 @@ export const placementMigrations: Migration[] = [
         xattrs TEXT NOT NULL DEFAULT '{}',
         copies INTEGER NOT NULL,
         expression TEXT NOT NULL,
+        source TEXT,
         grouping TEXT NOT NULL,
         expires INTEGER,
         priority INTEGER NOT NULL,

@@ -14,6 +14,7 @@ import type { Replica } from '../storage/types.js';
 import type { FileRef, PlacementStore } from './placement-store.js';
 import type { SeRegistry } from './se-registry.js';
 import type { Rule, Transfer } from './types.js';
+import { selectSes } from './se-expression.js';
 
 export interface TransferLimits {
   /** Concurrent transfers in total. */
@@ -56,6 +57,8 @@ export class TransferQueue {
   private stopped = false;
   onFailed: ((t: Transfer & { entryId: number }) => Promise<void>) | undefined;
   stager: Stager | undefined;
+  /** The rule a transfer serves (for its source expression). */
+  ruleOf: ((id: string) => Rule | undefined) | undefined;
 
   constructor(
     private readonly deps: {
@@ -90,7 +93,7 @@ export class TransferQueue {
     await this.deps.store.insertTransfer({
       id: randomUUID(),
       file,
-      source: undefined,
+      source: await this.sourceFor(file, destination, rule),
       destination,
       priority: rule.priority,
       activity: rule.activity,
@@ -98,6 +101,27 @@ export class TransferQueue {
       maxAttempts: this.deps.limits.maxAttempts,
     });
     this.kick();
+  }
+
+  /** For a rule with a source expression: the SE to copy from (one of its SEs holding the file). */
+  private async sourceFor(file: FileRef, destination: string, rule: Rule): Promise<string | undefined> {
+    if (rule.source === undefined) return undefined;
+    let allowed: string[];
+    try {
+      allowed = selectSes(rule.source, this.deps.registry.expressionUniverse());
+    } catch {
+      return undefined;
+    }
+    const replicas = await this.deps.store.replicasOf(file.entryId);
+    const usable = replicas.filter(
+      (r) => r.se !== destination && allowed.includes(r.se) && (r.state === 'AVAILABLE' || r.state === 'NEARLINE'),
+    );
+    usable.sort((a, b) => Number(b.online) - Number(a.online) || sourceRank(this.kindOf(a.se)) - sourceRank(this.kindOf(b.se)));
+    return usable[0]?.se;
+  }
+
+  private kindOf(se: string): string | undefined {
+    return this.deps.registry.has(se) ? this.deps.registry.info(se).kind : undefined;
   }
 
   /** A transfer as stored, with live progress for running ones. */
@@ -199,9 +223,20 @@ export class TransferQueue {
     const replicas = (await this.deps.store.replicasOf(t.entryId)).filter(
       (r) => r.se !== t.destination && (r.state === 'AVAILABLE' || r.state === 'NEARLINE') && this.deps.registry.has(r.se),
     );
-    const kind = (se: string) => this.deps.registry.info(se).kind;
-    replicas.sort((a, b) => Number(b.online) - Number(a.online) || sourceRank(kind(a.se)) - sourceRank(kind(b.se)));
-    if (t.source !== undefined) return replicas.find((r) => r.se === t.source) ?? replicas[0];
+    replicas.sort((a, b) => Number(b.online) - Number(a.online) || sourceRank(this.kindOf(a.se)) - sourceRank(this.kindOf(b.se)));
+    const pinned = t.source !== undefined ? replicas.find((r) => r.se === t.source) : undefined;
+    if (pinned) return pinned;
+    // A rule's source expression limits where copies come from, also after the first choice went bad.
+    const restriction = t.ruleId !== undefined ? this.ruleOf?.(t.ruleId)?.source : undefined;
+    if (restriction !== undefined) {
+      let allowed: string[] = [];
+      try {
+        allowed = selectSes(restriction, this.deps.registry.expressionUniverse());
+      } catch {
+        // an expression that selects nothing now: no source
+      }
+      return replicas.find((r) => allowed.includes(r.se));
+    }
     return replicas[0];
   }
 

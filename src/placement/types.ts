@@ -77,6 +77,13 @@ export const RuleSpec = Type.Object(
       maxLength: 1000,
       description: 'SE expression, e.g. "site=desy&medium=tape" or "region=eu\\site=cern"',
     }),
+    source: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1000,
+        description: 'SE expression the copies must be made from (Rucio source_replica_expression), e.g. "site=desy"',
+      }),
+    ),
     grouping: Type.Union([Type.Literal('NONE'), Type.Literal('ALL'), Type.Literal('DATASET')], {
       default: 'DATASET',
       description: 'ALL: every file of the rule on the same SEs; DATASET: the files of each directory together; NONE: spread file by file',
@@ -103,6 +110,8 @@ export interface Rule {
   xattrs: Record<string, string>;
   copies: number;
   expression: string;
+  /** SE expression restricting where copies are read from. */
+  source: string | undefined;
   grouping: Grouping;
   /** ms since epoch, when the rule lapses. */
   expires: number | undefined;

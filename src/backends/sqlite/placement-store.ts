@@ -19,6 +19,7 @@ interface RuleRow {
   xattrs: string;
   copies: number;
   expression: string;
+  source: string | null;
   grouping: Rule['grouping'];
   expires: number | null;
   priority: number;
@@ -70,6 +71,7 @@ function toRule(r: RuleRow, locks: Rule['locks']): Rule {
     xattrs: JSON.parse(r.xattrs) as Record<string, string>,
     copies: r.copies,
     expression: r.expression,
+    source: u(r.source),
     grouping: r.grouping,
     expires: u(r.expires),
     priority: r.priority,
@@ -157,8 +159,8 @@ export class SqlitePlacementStore implements PlacementStore {
       setStaged: db.prepare('UPDATE replicas SET online = 1, pinned_until = ? WHERE entry_id = ? AND se = ?'),
       setEvicted: db.prepare('UPDATE replicas SET online = 0, pinned_until = NULL WHERE entry_id = ? AND se = ?'),
       insertRule: db.prepare(`INSERT INTO rules (id, owner, path, glob, labels, xattrs, copies, expression, grouping, expires, priority,
-        activity, comment, file_id, qos, state, reason, created, updated) VALUES (@id, @owner, @path, @glob, @labels, @xattrs, @copies,
-        @expression, @grouping, @expires, @priority, @activity, @comment, @file_id, @qos, @state, @reason, @created, @updated)`),
+        activity, comment, file_id, qos, state, reason, created, updated, source) VALUES (@id, @owner, @path, @glob, @labels, @xattrs, @copies,
+        @expression, @grouping, @expires, @priority, @activity, @comment, @file_id, @qos, @state, @reason, @created, @updated, @source)`),
       getRule: db.prepare('SELECT * FROM rules WHERE id = ?'),
       listRules: db.prepare('SELECT * FROM rules ORDER BY created'),
       rulesOfFile: db.prepare('SELECT * FROM rules WHERE file_id = ? ORDER BY created'),
@@ -366,6 +368,7 @@ export class SqlitePlacementStore implements PlacementStore {
         xattrs: JSON.stringify(rule.xattrs),
         copies: rule.copies,
         expression: rule.expression,
+        source: rule.source ?? null,
         grouping: rule.grouping,
         expires: rule.expires ?? null,
         priority: rule.priority,
