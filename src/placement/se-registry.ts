@@ -100,7 +100,7 @@ export class SeRegistry {
   /** Adds an SE; its backend must initialise (directory created, endpoint reachable) first. */
   async add(spec: SeSpec): Promise<StorageElementInfo> {
     if (!SE_NAME_RE.test(spec.name)) throw new SluiceError('BAD_REQUEST', `bad SE name ${JSON.stringify(spec.name)}`);
-    if (this.ses.has(spec.name)) throw new SluiceError('EXISTS', `storage element ${spec.name} already exists`);
+    if (this.ses.has(spec.name)) throw new SluiceError('CONFLICT', `storage element ${spec.name} already exists`);
     if ((spec.kind === 'local' || spec.kind === 'tape') && !isAbsolute(spec.path)) {
       throw new SluiceError('BAD_REQUEST', `path must be absolute, got ${JSON.stringify(spec.path)}`);
     }
