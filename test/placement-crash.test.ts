@@ -31,7 +31,10 @@ test('SIGKILL during replication leaves no partial replica and the rule converge
   const post = async (path: string, body: unknown) =>
     api(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
-  assert.equal((await post('/api/v1/storage-elements', { name: 'disk2', kind: 'local', path: seDir, attributes: { site: 'b' } })).status, 201);
+  assert.equal(
+    (await post('/api/v1/storage-elements', { name: 'disk2', kind: 'local', path: seDir, attributes: { site: 'b' } })).status,
+    201,
+  );
   assert.equal((await api('/big', { method: 'MKCOL' })).status, 201);
   const bodies = new Map<string, Buffer>();
   for (let i = 0; i < 4; i++) bodies.set(`/big/f${i}.bin`, randomBytes(120 * 1024 * 1024 + i));

@@ -89,8 +89,18 @@ before(async () => {
   a = await startServer({ placement: PLACEMENT });
   api = authed(a);
   await ok('PATCH', '/api/v1/storage-elements/local', { set: { site: 'origin' } });
-  await ok('POST', '/api/v1/storage-elements', { name: 'disk-desy', kind: 'local', path: join(seRoot, 'disk-desy'), attributes: { site: 'desy', region: 'eu' } });
-  await ok('POST', '/api/v1/storage-elements', { name: 'disk-cern', kind: 'local', path: join(seRoot, 'disk-cern'), attributes: { site: 'cern', region: 'eu' } });
+  await ok('POST', '/api/v1/storage-elements', {
+    name: 'disk-desy',
+    kind: 'local',
+    path: join(seRoot, 'disk-desy'),
+    attributes: { site: 'desy', region: 'eu' },
+  });
+  await ok('POST', '/api/v1/storage-elements', {
+    name: 'disk-cern',
+    kind: 'local',
+    path: join(seRoot, 'disk-cern'),
+    attributes: { site: 'cern', region: 'eu' },
+  });
   await ok('POST', '/api/v1/storage-elements', {
     name: 'tape-desy',
     kind: 'tape',
@@ -99,9 +109,26 @@ before(async () => {
     flushDelaySeconds: 0.2,
     stageDelaySeconds: STAGE_DELAY,
   });
-  await ok('POST', '/api/v1/storage-elements', { name: 'remote-b', kind: 'webdav', url: `${b.url}/replicas/a`, token: b.token, attributes: { site: 'remote' } });
-  await ok('POST', '/api/v1/storage-elements', { name: 'remote-c', kind: 'webdav', url: `${c.url}/replicas/a`, token: c.token, attributes: { site: 'faraway' } });
-  await ok('POST', '/api/v1/storage-elements', { name: 'nginx', kind: 'webdav', url: `${nginx.url}/sluice`, attributes: { site: 'nginx' } });
+  await ok('POST', '/api/v1/storage-elements', {
+    name: 'remote-b',
+    kind: 'webdav',
+    url: `${b.url}/replicas/a`,
+    token: b.token,
+    attributes: { site: 'remote' },
+  });
+  await ok('POST', '/api/v1/storage-elements', {
+    name: 'remote-c',
+    kind: 'webdav',
+    url: `${c.url}/replicas/a`,
+    token: c.token,
+    attributes: { site: 'faraway' },
+  });
+  await ok('POST', '/api/v1/storage-elements', {
+    name: 'nginx',
+    kind: 'webdav',
+    url: `${nginx.url}/sluice`,
+    attributes: { site: 'nginx' },
+  });
 });
 
 after(async () => {
@@ -177,7 +204,10 @@ test('a rule copies=2, site!=origin makes two verified replicas, for files there
       if (r.online) assert.equal(sha(await replicaBytes(r.se, r.location)), sha(d), `${p} on ${r.se}`);
     }
     // Grouped by dataset: every file of the directory sits on the same SEs.
-    const ses = good.map((r) => r.se).sort().join(',');
+    const ses = good
+      .map((r) => r.se)
+      .sort()
+      .join(',');
     pair ??= ses;
     assert.equal(ses, pair);
     assert.equal((await eventsOf('REPLICA_AVAILABLE', p)).length, 2);
@@ -299,7 +329,8 @@ test('WebDAV SEs: streamed to another sluice and to nginx, pulled by third-party
   const toC = await ok('POST', '/api/v1/rules', { path: '/exp5', copies: 1, expression: 'remote-c', source: 'remote-b' });
   await waitRule(toC.id);
 
-  const modes = async (rule: string) => (await ok('GET', `/api/v1/transfers?rule=${rule}`)).map((t: any) => `${t.source}>${t.destination}:${t.mode}`);
+  const modes = async (rule: string) =>
+    (await ok('GET', `/api/v1/transfers?rule=${rule}`)).map((t: any) => `${t.source}>${t.destination}:${t.mode}`);
   assert.deepEqual(await modes(toB.id), ['local>remote-b:stream']);
   assert.deepEqual(await modes(toNginx.id), ['local>nginx:stream']);
   assert.deepEqual(await modes(toC.id), ['remote-b>remote-c:tpc']);
@@ -360,6 +391,67 @@ test('rules: suspend, lifetime expiry, bad SE expression at evaluation, transfer
     body: JSON.stringify({ path: '/exp6', copies: 1, expression: 'disk-cern' }),
   });
   assert.equal(create.status, 403);
+});
+
+test('an SE taken out of service: its copies are made again elsewhere; back in service it is usable again', async () => {
+  await mkcol('/exp7');
+  const d = randomBytes(40_000);
+  await put('/exp7/x.bin', d);
+  const rule = await ok('POST', '/api/v1/rules', { path: '/exp7', copies: 1, expression: 'region=eu' });
+  await waitRule(rule.id);
+  const first = (await ok('GET', `/api/v1/rules/${rule.id}/locks`))[0].se as string;
+  const other = first === 'disk-desy' ? 'disk-cern' : 'disk-desy';
+  const down = await ok('PATCH', `/api/v1/storage-elements/${first}`, { available: false });
+  assert.equal(down.available, false);
+  await until('moved', async () => {
+    const locks = await ok('GET', `/api/v1/rules/${rule.id}/locks`);
+    return locks.length === 1 && locks[0].se === other && locks[0].state === 'OK' ? locks : undefined;
+  });
+  await waitRule(rule.id);
+  const moved = (await replicasOf('/exp7/x.bin')).find((r) => r.se === other)!;
+  assert.equal(sha(await replicaBytes(other, moved.location)), sha(d));
+  // New rules do not select it while it is out of service.
+  const refused = await call('POST', '/api/v1/rules', { path: '/exp7', copies: 1, expression: first });
+  assert.equal(refused.status, 400);
+  await ok('PATCH', `/api/v1/storage-elements/${first}`, { available: true });
+  const back = await ok('POST', '/api/v1/rules', { path: '/exp7', copies: 1, expression: first });
+  await waitRule(back.id);
+  await ok('DELETE', `/api/v1/rules/${back.id}`);
+  await ok('DELETE', `/api/v1/rules/${rule.id}`);
+  const landing = await call('PATCH', '/api/v1/storage-elements/local', { available: false });
+  assert.equal(landing.status, 409);
+});
+
+test('a nearly full SE sheds replicas no rule protects, oldest first, never protected ones', async () => {
+  await ok('POST', '/api/v1/storage-elements', {
+    name: 'small',
+    kind: 'local',
+    path: join(seRoot, 'small'),
+    attributes: { site: 'small' },
+    capacityBytes: 1_000_000,
+  });
+  await mkcol('/exp8');
+  for (let i = 0; i < 5; i++) await put(`/exp8/f${i}.bin`, randomBytes(190_000));
+  const fill = await ok('POST', '/api/v1/rules', { path: '/exp8', copies: 1, expression: 'small' });
+  await waitRule(fill.id);
+  const keep = await ok('POST', '/api/v1/rules', { path: '/exp8', glob: 'f4.bin', copies: 1, expression: 'small' });
+  await waitRule(keep.id);
+  assert.equal((await ok('GET', '/api/v1/storage-elements/small')).space.used, 950_000);
+  // The rule lapses: its replicas are no longer protected, and the SE is 95 % full.
+  await ok('DELETE', `/api/v1/rules/${fill.id}`);
+  const after = await until('cleaned', async () => {
+    const se = await ok('GET', '/api/v1/storage-elements/small');
+    return se.space.free / se.space.total >= 0.2 ? se : undefined;
+  });
+  assert.ok(after.space.used <= 800_000);
+  const left = [];
+  for (let i = 0; i < 5; i++) if ((await replicasOf(`/exp8/f${i}.bin`)).some((r) => r.se === 'small')) left.push(i);
+  assert.ok(left.includes(4), 'the protected replica stays');
+  assert.ok(!left.includes(0), 'the oldest unprotected went first');
+  const removed = await eventsOf('REPLICA_REMOVED', '/exp8/f0.bin');
+  assert.match(String(removed[0]!.data!.reason), /space cleanup/);
+  // Every file still has its landing replica: cleanup never takes a last copy.
+  for (let i = 0; i < 5; i++) assert.ok((await replicasOf(`/exp8/f${i}.bin`)).some((r) => r.se === 'local'));
 });
 
 test('no partial replica is ever visible: the tmp directories of the local SEs are empty at rest', async () => {

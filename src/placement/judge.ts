@@ -152,7 +152,8 @@ export class Judge {
     const bySe = new Map(replicas.map((r) => [r.se, r]));
     const universe = this.deps.registry.expressionUniverse();
     const kindOf = (se: string) => (this.deps.registry.has(se) ? this.deps.registry.info(se).kind : undefined);
-    const holding = new Set(replicas.filter((r) => replicaStanding(r, kindOf(r.se)) !== 'missing').map((r) => r.se));
+    const usable = (se: string) => this.deps.registry.usable(se);
+    const holding = new Set(replicas.filter((r) => usable(r.se) && replicaStanding(r, kindOf(r.se)) !== 'missing').map((r) => r.se));
     await this.refreshFreeSpace();
 
     for (const rule of rules) {
@@ -189,7 +190,7 @@ export class Judge {
       const shortBy = rule.copies - chosen.length;
       for (const se of chosen) {
         const previous = mine.find((l) => l.se === se);
-        const standing = replicaStanding(bySe.get(se), kindOf(se));
+        const standing = usable(se) ? replicaStanding(bySe.get(se), kindOf(se)) : 'missing';
         let state: LockState;
         let reason: string | undefined;
         if (standing === 'good') state = 'OK';
@@ -247,6 +248,13 @@ export class Judge {
       this.dirtyRules.add(l.ruleId);
     }
     await this.settleRuleStates();
+  }
+
+  /** An SE was taken out of service or came back: the rules holding copies there are judged again. */
+  async seChanged(name: string): Promise<void> {
+    for (const rule of [...this.rules.values()]) {
+      if ((await this.deps.store.lockedSesOfRule(rule.id)).has(name) || rule.state === 'STUCK') await this.evaluateRule(rule.id);
+    }
   }
 
   /** The repairer: tries stuck locks again (new SEs may have come, old ones recovered). */

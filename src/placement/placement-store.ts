@@ -59,7 +59,10 @@ export interface StageRequest {
 
 export interface PlacementStore {
   // storage elements
-  listSes(): Promise<{ name: string; kind: string; spec: Record<string, unknown>; attributes: Record<string, string>; created: number }[]>;
+  listSes(): Promise<
+    { name: string; kind: string; spec: Record<string, unknown>; attributes: Record<string, string>; available: boolean; created: number }[]
+  >;
+  setSeAvailable(name: string, available: boolean): Promise<void>;
   insertSe(name: string, kind: string, spec: Record<string, unknown>, attributes: Record<string, string>): Promise<void>;
   setSeAttributes(name: string, attributes: Record<string, string>): Promise<void>;
   deleteSe(name: string): Promise<void>;

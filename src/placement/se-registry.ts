@@ -61,12 +61,13 @@ export class SeRegistry {
       const spec = { ...(row.spec as SeSpec), attributes: row.attributes } as SeSpec;
       const backend = row.name === LANDING_SE ? this.deps.landing : this.build(spec);
       if (row.name !== LANDING_SE) await backend.init().catch(() => undefined); // an unreachable endpoint must not stop the server
-      this.ses.set(row.name, { spec, backend, info: this.infoOf(spec, row.created) });
+      this.ses.set(row.name, { spec, backend, info: this.infoOf(spec, row.created, row.available) });
     }
   }
 
-  private infoOf(spec: SeSpec, created: number): StorageElementInfo {
+  private infoOf(spec: SeSpec, created: number, available = true): StorageElementInfo {
     return {
+      available,
       name: spec.name,
       kind: spec.kind,
       attributes: withDefaults(spec),
@@ -130,8 +131,21 @@ export class SeRegistry {
     for (const k of remove) delete attributes[k];
     await this.deps.store.setSeAttributes(name, attributes);
     r.spec = { ...r.spec, attributes };
-    r.info = this.infoOf(r.spec, r.info.created);
+    r.info = this.infoOf(r.spec, r.info.created, r.info.available);
     return r.info;
+  }
+
+  async setAvailable(name: string, available: boolean): Promise<StorageElementInfo> {
+    const r = this.require(name);
+    if (name === LANDING_SE && !available) throw new SluiceError('CONFLICT', 'the landing SE cannot be taken out of service');
+    await this.deps.store.setSeAvailable(name, available);
+    r.info = { ...r.info, available };
+    return r.info;
+  }
+
+  /** Known and in service: may be read from and written to. */
+  usable(name: string): boolean {
+    return this.ses.get(name)?.info.available === true;
   }
 
   async remove(name: string): Promise<void> {
@@ -162,9 +176,11 @@ export class SeRegistry {
     return [...this.ses.values()].map((r) => r.info).sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  /** Name and attributes of every SE, for SE expressions. */
+  /** Name and attributes of every SE in service, for SE expressions. */
   expressionUniverse(): SeInfo[] {
-    return this.list().map((i) => ({ name: i.name, attributes: i.attributes }));
+    return this.list()
+      .filter((i) => i.available)
+      .map((i) => ({ name: i.name, attributes: i.attributes }));
   }
 
   backend(name: string): StorageElement | undefined {

@@ -10,12 +10,12 @@ import type { EventLog } from '../events/event-log.js';
 import { adler32Of } from '../storage/checksums.js';
 import { LocalStorageElement } from '../storage/local-se.js';
 import type { ReplicaSource } from '../storage/namespace.js';
-import { userPath, type NsPath } from '../storage/paths.js';
+import { normalizePath, userPath, type NsPath } from '../storage/paths.js';
 import { TapeStorageElement } from '../storage/tape-se.js';
 import type { Entry, Replica } from '../storage/types.js';
 import { WebDavStorageElement } from '../storage/webdav-se.js';
 import { Judge } from './judge.js';
-import type { FileRef, PlacementStore, StageRequest, TransferQuery } from './placement-store.js';
+import type { FileRef, PlacementStore, StageFile, StageRequest, TransferQuery } from './placement-store.js';
 import { QosService } from './qos.js';
 import { parseSeExpression, selectSes } from './se-expression.js';
 import { LANDING_SE, SeRegistry, type SeSpace } from './se-registry.js';
@@ -140,7 +140,17 @@ export class PlacementService implements ReplicaSource {
 
   async setSeAttributes(p: Principal, name: string, set: Record<string, string>, remove: string[]): Promise<StorageElementInfo> {
     requireAdmin(p, 'change storage elements');
-    return this.deps.registry.setAttributes(name, set, remove);
+    const info = await this.deps.registry.setAttributes(name, set, remove);
+    await this.judge.seChanged(name); // rules may no longer select it
+    return info;
+  }
+
+  /** Takes an SE out of service (its copies are made again elsewhere) or back into it. */
+  async setSeAvailable(p: Principal, name: string, available: boolean): Promise<StorageElementInfo> {
+    requireAdmin(p, 'change storage elements');
+    const info = await this.deps.registry.setAvailable(name, available);
+    await this.judge.seChanged(name);
+    return info;
   }
 
   async removeSe(p: Principal, name: string): Promise<void> {
@@ -347,12 +357,12 @@ export class PlacementService implements ReplicaSource {
 
   async stage(p: Principal, files: { path: string; pinSeconds?: number }[]): Promise<StageRequest> {
     if (files.length === 0) throw new SluiceError('BAD_REQUEST', 'no files to stage');
-    for (const f of files) {
-      const path = userPath(f.path);
+    const normalized = files.map((f) => ({ ...f, path: userPath(f.path) }));
+    for (const f of normalized) {
       // WLCG's storage.stage, or plain read rights (a read would stage the file anyway).
-      if (!mayStorage(p, 'stage', path)) requireStorage(p, 'read', path);
+      if (!mayStorage(p, 'stage', f.path)) requireStorage(p, 'read', f.path);
     }
-    return this.tape.submit(p.subject, files);
+    return this.tape.submit(p.subject, normalized);
   }
 
   async stageRequest(p: Principal, id: string): Promise<StageRequest> {
@@ -361,14 +371,33 @@ export class PlacementService implements ReplicaSource {
     return r;
   }
 
+  /** A stage request with, per file, whether it is on disk now (the WLCG tape REST API's onDisk). */
+  async stageStatus(p: Principal, id: string): Promise<Omit<StageRequest, 'files'> & { files: (StageFile & { onDisk: boolean })[] }> {
+    const r = await this.stageRequest(p, id);
+    const files = await Promise.all(
+      r.files.map(async (f) => {
+        const file = await this.deps.store.fileByPath(f.path);
+        const replicas = file ? await this.deps.store.replicasOf(file.entryId) : [];
+        return { ...f, onDisk: replicas.some((x) => x.state === 'AVAILABLE' || (x.state === 'NEARLINE' && x.online)) };
+      }),
+    );
+    return { ...r, files };
+  }
+
   async cancelStage(p: Principal, id: string, paths?: string[]): Promise<StageRequest> {
     await this.stageRequest(p, id);
-    return this.tape.cancel(id, paths);
+    return this.tape.cancel(id, paths?.map(normalizePath));
   }
 
   async releaseStage(p: Principal, id: string, paths?: string[]): Promise<void> {
     await this.stageRequest(p, id);
-    await this.tape.release(id, paths);
+    await this.tape.release(id, paths?.map(normalizePath));
+  }
+
+  /** Cancels what is still running, releases the pins and forgets the request. */
+  async deleteStage(p: Principal, id: string): Promise<void> {
+    await this.stageRequest(p, id);
+    await this.tape.remove(id);
   }
 
   /** WLCG archiveinfo: where each file is (DISK, TAPE, DISK_AND_TAPE, NONE). */
@@ -376,14 +405,18 @@ export class PlacementService implements ReplicaSource {
     const out: { path: string; locality?: string; error?: string }[] = [];
     for (const path of paths) {
       try {
-        requireStorage(p, 'read', userPath(path));
-        const file = await this.deps.store.fileByPath(path);
+        const normalized = userPath(path);
+        requireStorage(p, 'read', normalized);
+        const file = await this.deps.store.fileByPath(normalized);
         if (!file) {
           out.push({ path, error: 'USER ERROR: file does not exist' });
           continue;
         }
         const loc = localityOf(await this.deps.store.replicasOf(file.entryId));
-        out.push({ path, locality: { ONLINE: 'DISK', NEARLINE: 'TAPE', ONLINE_AND_NEARLINE: 'DISK_AND_TAPE' }[loc] ?? 'NONE' });
+        out.push({
+          path,
+          locality: { ONLINE: 'DISK', NEARLINE: 'TAPE', ONLINE_AND_NEARLINE: 'DISK_AND_TAPE', LOST: 'LOST' }[loc] ?? 'NONE',
+        });
       } catch (e) {
         out.push({ path, error: (e as Error).message });
       }
@@ -398,7 +431,7 @@ export class PlacementService implements ReplicaSource {
     const { registry, config } = this.deps;
     const kind = (se: string) => (registry.has(se) ? registry.info(se).kind : undefined);
     const online = replicas
-      .filter((r) => registry.has(r.se) && (r.state === 'AVAILABLE' || (r.state === 'NEARLINE' && r.online)))
+      .filter((r) => registry.usable(r.se) && (r.state === 'AVAILABLE' || (r.state === 'NEARLINE' && r.online)))
       .sort((a, b) => readRank(kind(a.se)) - readRank(kind(b.se)));
     for (const r of online) {
       try {
@@ -407,7 +440,7 @@ export class PlacementService implements ReplicaSource {
         this.deps.log.warn({ err, se: r.se, path: entry.path }, 'replica unreadable; trying the next');
       }
     }
-    const nearline = replicas.find((r) => r.state === 'NEARLINE' && kind(r.se) === 'tape');
+    const nearline = replicas.find((r) => r.state === 'NEARLINE' && kind(r.se) === 'tape' && registry.usable(r.se));
     if (!nearline) throw new SluiceError('NOT_FOUND', `${entry.path} has no available replica`);
     const file = await this.deps.store.fileByPath(entry.path);
     if (!file) throw new SluiceError('NOT_FOUND', `${entry.path} does not exist`);

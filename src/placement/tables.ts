@@ -11,6 +11,9 @@ export const placementMigrations: Migration[] = [
         kind TEXT NOT NULL,
         spec TEXT NOT NULL,
         attributes TEXT NOT NULL,
+        -- An unavailable SE (down, decommissioned) is left out of new placements and reads; the
+        -- judge moves the copies it held elsewhere.
+        available INTEGER NOT NULL DEFAULT 1,
         created INTEGER NOT NULL
       );
       CREATE TABLE rules (

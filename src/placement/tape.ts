@@ -198,14 +198,19 @@ export class TapeManager {
 
   async getRequest(id: string): Promise<StageRequest> {
     const r = this.live.get(id) ?? (await this.deps.store.getStageRequest(id));
-    if (!r) throw new SluiceError('NOT_FOUND', `no stage request ${id}`);
+    // A request without files is a deleted one (requests are never created empty).
+    if (!r || r.files.length === 0) throw new SluiceError('NOT_FOUND', `no stage request ${id}`);
     return r;
+  }
+
+  private requireMembers(r: StageRequest, paths: string[] | undefined): void {
+    const unknown = (paths ?? []).filter((p) => !r.files.some((f) => f.path === p));
+    if (unknown.length > 0) throw new SluiceError('BAD_REQUEST', `not in stage request ${r.id}: ${unknown.join(', ')}`);
   }
 
   async cancel(id: string, paths: string[] | undefined): Promise<StageRequest> {
     const r = await this.getRequest(id);
-    const unknown = (paths ?? []).filter((p) => !r.files.some((f) => f.path === p));
-    if (unknown.length > 0) throw new SluiceError('BAD_REQUEST', `not in stage request ${id}: ${unknown.join(', ')}`);
+    this.requireMembers(r, paths);
     for (const f of r.files) {
       if ((paths === undefined || paths.includes(f.path)) && (f.state === 'SUBMITTED' || f.state === 'STARTED')) f.state = 'CANCELLED';
     }
@@ -217,6 +222,7 @@ export class TapeManager {
   /** Releases the pins a request holds: the staged copies may be evicted now. */
   async release(id: string, paths: string[] | undefined): Promise<void> {
     const r = await this.getRequest(id);
+    this.requireMembers(r, paths);
     for (const f of r.files) {
       if (paths !== undefined && !paths.includes(f.path)) continue;
       const file = await this.deps.store.fileByPath(f.path);
@@ -225,5 +231,18 @@ export class TapeManager {
         if (rep.state === 'NEARLINE' && rep.online) await this.deps.store.replicaStaged(file.entryId, rep.se, Date.now());
       }
     }
+  }
+
+  /**
+   * Cancels what is still running, releases the request's pins and forgets it. The row stays with
+   * no files (a tombstone getRequest reports as not found): the store port has no delete yet.
+   */
+  async remove(id: string): Promise<void> {
+    const r = await this.getRequest(id);
+    await this.cancel(id, undefined);
+    await this.release(id, undefined);
+    r.files = [];
+    r.completed ??= Date.now();
+    await this.deps.store.updateStageRequest(r);
   }
 }

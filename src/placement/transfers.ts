@@ -221,7 +221,7 @@ export class TransferQueue {
   /** The best replica to copy from: online, not bad, not the destination; local before remote. */
   private async pickSource(t: Transfer & { entryId: number }): Promise<Replica | undefined> {
     const replicas = (await this.deps.store.replicasOf(t.entryId)).filter(
-      (r) => r.se !== t.destination && (r.state === 'AVAILABLE' || r.state === 'NEARLINE') && this.deps.registry.has(r.se),
+      (r) => r.se !== t.destination && (r.state === 'AVAILABLE' || r.state === 'NEARLINE') && this.deps.registry.usable(r.se),
     );
     replicas.sort((a, b) => Number(b.online) - Number(a.online) || sourceRank(this.kindOf(a.se)) - sourceRank(this.kindOf(b.se)));
     const pinned = t.source !== undefined ? replicas.find((r) => r.se === t.source) : undefined;
@@ -263,6 +263,7 @@ export class TransferQueue {
     const dest = registry.backend(t.destination);
     try {
       if (!dest) throw new SluiceError('NOT_FOUND', `no storage element ${t.destination}`);
+      if (!registry.usable(t.destination)) throw new SluiceError('UNAVAILABLE', `storage element ${t.destination} is out of service`);
       if (!source) throw new SluiceError('CONFLICT', 'no available source replica');
       const src = registry.backend(source.se);
       if (!src) throw new SluiceError('NOT_FOUND', `no storage element ${source.se}`);

@@ -57,6 +57,8 @@ export interface StorageElementInfo {
   spec: Record<string, unknown>;
   /** Where uploads land (the namespace's own SE). */
   landing: boolean;
+  /** False when an operator took it out of service: no new copies, no reads, its copies move elsewhere. */
+  available: boolean;
   created: number;
 }
 

@@ -32,6 +32,7 @@ const AttributeChange = Type.Object(
   {
     set: Type.Optional(Type.Record(Type.String(), Type.String())),
     remove: Type.Optional(Type.Array(Type.String())),
+    available: Type.Optional(Type.Boolean({ description: 'false takes the SE out of service: its copies are made again elsewhere' })),
   },
   { additionalProperties: false },
 );
@@ -94,7 +95,11 @@ export const placementRoutes: FastifyPluginAsync<{ core: Core }> = async (app, {
       },
     },
     async (req) => {
-      await placement.setSeAttributes(who(req), req.params.name, req.body.set ?? {}, req.body.remove ?? []);
+      const p = who(req);
+      if (req.body.set !== undefined || req.body.remove !== undefined) {
+        await placement.setSeAttributes(p, req.params.name, req.body.set ?? {}, req.body.remove ?? []);
+      }
+      if (req.body.available !== undefined) await placement.setSeAvailable(p, req.params.name, req.body.available);
       return placement.showSe(req.params.name);
     },
   );

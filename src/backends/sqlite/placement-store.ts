@@ -132,6 +132,7 @@ export class SqlitePlacementStore implements PlacementStore {
       listSes: db.prepare('SELECT * FROM storage_elements ORDER BY name'),
       insertSe: db.prepare('INSERT INTO storage_elements (name, kind, spec, attributes, created) VALUES (?, ?, ?, ?, ?)'),
       setSeAttrs: db.prepare('UPDATE storage_elements SET attributes = ? WHERE name = ?'),
+      setSeAvailable: db.prepare('UPDATE storage_elements SET available = ? WHERE name = ?'),
       deleteSe: db.prepare('DELETE FROM storage_elements WHERE name = ?'),
       replicaCount: db.prepare('SELECT COUNT(*) AS n FROM replicas WHERE se = ?'),
       usedBytes: db.prepare('SELECT COALESCE(SUM(e.size), 0) AS n FROM replicas r JOIN ns_entries e ON e.id = r.entry_id WHERE r.se = ?'),
@@ -208,11 +209,20 @@ export class SqlitePlacementStore implements PlacementStore {
   }
 
   async listSes() {
-    return (this.q.listSes.all() as { name: string; kind: string; spec: string; attributes: string; created: number }[]).map((r) => ({
+    const rows = this.q.listSes.all() as {
+      name: string;
+      kind: string;
+      spec: string;
+      attributes: string;
+      available: number;
+      created: number;
+    }[];
+    return rows.map((r) => ({
       name: r.name,
       kind: r.kind,
       spec: JSON.parse(r.spec) as Record<string, unknown>,
       attributes: JSON.parse(r.attributes) as Record<string, string>,
+      available: r.available === 1,
       created: r.created,
     }));
   }
@@ -223,6 +233,10 @@ export class SqlitePlacementStore implements PlacementStore {
 
   async setSeAttributes(name: string, attributes: Record<string, string>): Promise<void> {
     await this.transact(() => this.q.setSeAttrs.run(JSON.stringify(attributes), name));
+  }
+
+  async setSeAvailable(name: string, available: boolean): Promise<void> {
+    await this.transact(() => this.q.setSeAvailable.run(available ? 1 : 0, name));
   }
 
   async deleteSe(name: string): Promise<void> {
