@@ -22,9 +22,13 @@ let nginx: NginxDav;
 let api: ReturnType<typeof authed>;
 let seRoot: string;
 
+/** Loosely typed JSON from the API, for assertions. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+
 const sha = (buf: Buffer) => createHash('sha256').update(buf).digest('hex');
 
-async function call(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+async function call(method: string, path: string, body?: unknown): Promise<{ status: number; body: Json }> {
   const res = await api(path, {
     method,
     ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
@@ -33,7 +37,7 @@ async function call(method: string, path: string, body?: unknown): Promise<{ sta
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 
-async function ok(method: string, path: string, body?: unknown): Promise<any> {
+async function ok(method: string, path: string, body?: unknown): Promise<Json> {
   const r = await call(method, path, body);
   assert.ok(r.status >= 200 && r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body;
@@ -49,7 +53,7 @@ async function mkcol(path: string): Promise<void> {
   assert.equal(res.status, 201, `MKCOL ${path}`);
 }
 
-async function waitRule(id: string, state = 'OK', timeoutMs = 20_000): Promise<any> {
+async function waitRule(id: string, state = 'OK', timeoutMs = 20_000): Promise<Json> {
   return until(
     `rule ${id} ${state}`,
     async () => {
@@ -60,7 +64,7 @@ async function waitRule(id: string, state = 'OK', timeoutMs = 20_000): Promise<a
   );
 }
 
-async function fileInfo(path: string): Promise<any> {
+async function fileInfo(path: string): Promise<Json> {
   return ok('GET', `/api/v1/namespace${path}?locality=true&qos=true&replicas=true&locations=true`);
 }
 
@@ -140,14 +144,14 @@ after(async () => {
 
 test('storage elements: attributes, kinds, space, secrets never shown, bad specs refused', async () => {
   const list = await ok('GET', '/api/v1/storage-elements');
-  const names = list.map((s: any) => s.name);
+  const names = list.map((s: Json) => s.name);
   assert.deepEqual(names, ['disk-cern', 'disk-desy', 'local', 'nginx', 'remote-b', 'remote-c', 'tape-desy']);
-  const tape = list.find((s: any) => s.name === 'tape-desy');
+  const tape = list.find((s: Json) => s.name === 'tape-desy');
   assert.equal(tape.attributes.medium, 'tape');
-  assert.equal(list.find((s: any) => s.name === 'local').landing, true);
+  assert.equal(list.find((s: Json) => s.name === 'local').landing, true);
   const remote = await ok('GET', '/api/v1/storage-elements/remote-b');
   assert.equal(remote.spec.token, '[set]');
-  assert.ok(!JSON.stringify(list).includes(b.token), 'no SE token in any response');
+  assert.ok(!JSON.stringify(list).includes(b.token), 'no SE token in Json response');
   assert.ok(remote.space.total > 0 && remote.space.free >= 0);
 
   const dup = await call('POST', '/api/v1/storage-elements', { name: 'disk-desy', kind: 'local', path: join(seRoot, 'x') });
@@ -215,18 +219,18 @@ test('a rule copies=2, site!=origin makes two verified replicas, for files there
   const ruleEvents = (await a.core!.eventLog.read(0, 100_000)).filter((e) => e.type === 'RULE_STATE' && e.data?.rule === rule.id);
   assert.equal(ruleEvents.at(-1)!.data!.state, 'OK');
   const transfers = await ok('GET', `/api/v1/transfers?rule=${rule.id}`);
-  assert.ok(transfers.length >= 10 && transfers.every((t: any) => t.state === 'DONE' && t.bytesDone === t.size));
+  assert.ok(transfers.length >= 10 && transfers.every((t: Json) => t.state === 'DONE' && t.bytesDone === t.size));
 
   // A replica a rule protects is never cleaned up; removing the rule makes them deletable.
   const protectedOne = (await replicasOf('/exp1/before-0.bin')).find((r) => r.se !== 'local')!;
-  assert.equal(await (a.core!.placement as any).deps.store.isProtected(await entryIdOf('/exp1/before-0.bin'), protectedOne.se), true);
+  assert.equal(await a.core!.placement.store.isProtected(await entryIdOf('/exp1/before-0.bin'), protectedOne.se), true);
   const del = await api(`/api/v1/rules/${rule.id}`, { method: 'DELETE' });
   assert.equal(del.status, 204);
-  assert.equal(await (a.core!.placement as any).deps.store.isProtected(await entryIdOf('/exp1/before-0.bin'), protectedOne.se), false);
+  assert.equal(await a.core!.placement.store.isProtected(await entryIdOf('/exp1/before-0.bin'), protectedOne.se), false);
 });
 
 async function entryIdOf(path: string): Promise<number> {
-  const file = await (a.core!.placement as any).deps.store.fileByPath(path);
+  const file = await a.core!.placement.store.fileByPath(path);
   return file.entryId as number;
 }
 
@@ -330,7 +334,7 @@ test('WebDAV SEs: streamed to another sluice and to nginx, pulled by third-party
   await waitRule(toC.id);
 
   const modes = async (rule: string) =>
-    (await ok('GET', `/api/v1/transfers?rule=${rule}`)).map((t: any) => `${t.source}>${t.destination}:${t.mode}`);
+    (await ok('GET', `/api/v1/transfers?rule=${rule}`)).map((t: Json) => `${t.source}>${t.destination}:${t.mode}`);
   assert.deepEqual(await modes(toB.id), ['local>remote-b:stream']);
   assert.deepEqual(await modes(toNginx.id), ['local>nginx:stream']);
   assert.deepEqual(await modes(toC.id), ['remote-b>remote-c:tpc']);

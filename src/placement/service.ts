@@ -79,6 +79,10 @@ export class PlacementService implements ReplicaSource {
     this.judge.afterEvaluation = (file, rules) => this.qos.afterEvaluation(file, rules);
   }
 
+  get store(): PlacementStore {
+    return this.deps.store;
+  }
+
   get registry(): SeRegistry {
     return this.deps.registry;
   }
