@@ -231,7 +231,7 @@ test('a rule copies=2, site!=origin makes two verified replicas, for files there
 
 async function entryIdOf(path: string): Promise<number> {
   const file = await a.core!.placement.store.fileByPath(path);
-  return file.entryId as number;
+  return file!.entryId;
 }
 
 test('disk+tape: the transition flushes to tape; reported dCache-style with targetQos while it runs', async () => {
