@@ -8,6 +8,7 @@ import { registerEventCommands } from './events.js';
 import { registerFunctionCommands } from './functions.js';
 import { registerCatalogCommands } from './catalog.js';
 import { registerTriggerCommands } from './triggers.js';
+import { registerPlacementCommands } from './placement.js';
 
 export function registerClientCommands(program: Command): void {
   addConnectionOptions(program);
@@ -18,4 +19,5 @@ export function registerClientCommands(program: Command): void {
   registerFunctionCommands(program);
   registerCatalogCommands(program);
   registerTriggerCommands(program);
+  registerPlacementCommands(program);
 }
