@@ -1,5 +1,5 @@
 // Parsing of the WebDAV and HTTP request headers the door acts on: Depth, Overwrite, Destination,
-// Range, If-Match / If-None-Match; and the quoting of entity tags.
+// Range, If-Match / If-None-Match; Source and Destination URLs; and the quoting of entity tags.
 import { SluiceError } from '../../errors.js';
 import type { Entry } from '../../storage/types.js';
 
@@ -26,31 +26,57 @@ export function parseOverwrite(header: string | undefined): boolean {
 
 const hostOf = (authority: string): string => new URL(`http://${authority}`).host.toLowerCase();
 
+/** Where a Destination header points: a path on this server, or another server (third-party copy). */
+export type Destination = { kind: 'local'; path: string } | { kind: 'remote'; url: URL };
+
 /**
- * The raw (still percent-encoded) path a Destination header names. An absolute URL must point at
- * this server (the request's Host, or the configured public URL); anything else is another server.
+ * Resolves a Destination header. A path, or an absolute http(s) URL naming this server (the
+ * request's Host, or the configured public URL), is local: its raw (still percent-encoded) path is
+ * returned. An http(s) URL naming any other host is remote. Other schemes are a bad request.
  */
-export function destinationPath(header: string | undefined, requestHost: string | undefined, publicUrl: string | undefined): string {
+export function parseDestination(header: string | undefined, requestHost: string | undefined, publicUrl: string | undefined): Destination {
   if (!header) throw new SluiceError('BAD_REQUEST', 'Destination header is required');
   const value = header.trim();
-  if (value.startsWith('/')) return value.split(/[?#]/)[0]!;
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new SluiceError('BAD_REQUEST', `Destination is neither an absolute URL nor a path: ${JSON.stringify(value)}`);
-  }
+  if (value.startsWith('/')) return { kind: 'local', path: value.split(/[?#]/)[0]! };
+  const url = parseHttpUrl('Destination', value);
   const ours = new Set<string>();
   if (requestHost) ours.add(hostOf(requestHost));
   if (publicUrl) ours.add(new URL(publicUrl).host.toLowerCase());
-  if (!ours.has(url.host.toLowerCase()) || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw new SluiceError('REMOTE_DESTINATION', `Destination ${url.origin} is not this server; third-party copy is not supported here`);
-  }
+  if (!ours.has(url.host.toLowerCase())) return { kind: 'remote', url };
   // URL.pathname keeps percent-encoding but resolves dot segments; take the raw text instead so
   // "..", "%2e%2e" and friends reach the path validation and are refused, never resolved.
   const afterAuthority = value.slice(value.indexOf('//') + 2);
   const slash = afterAuthority.indexOf('/');
-  return slash < 0 ? '/' : afterAuthority.slice(slash).split(/[?#]/)[0]!;
+  return { kind: 'local', path: slash < 0 ? '/' : afterAuthority.slice(slash).split(/[?#]/)[0]! };
+}
+
+/** The raw path of a Destination on this server; another server is REMOTE_DESTINATION (MOVE). */
+export function destinationPath(header: string | undefined, requestHost: string | undefined, publicUrl: string | undefined): string {
+  const dest = parseDestination(header, requestHost, publicUrl);
+  if (dest.kind === 'remote') {
+    throw new SluiceError('REMOTE_DESTINATION', `Destination ${dest.url.origin} is not this server; only COPY can send to another server`);
+  }
+  return dest.path;
+}
+
+/**
+ * An absolute http or https URL from a header (Source, Destination), or BAD_REQUEST naming the
+ * header. Credentials in the URL are refused: they belong in TransferHeaderAuthorization.
+ */
+export function parseHttpUrl(headerName: string, value: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value.trim());
+  } catch {
+    throw new SluiceError('BAD_REQUEST', `${headerName} is not an absolute URL: ${JSON.stringify(value)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new SluiceError('BAD_REQUEST', `${headerName} must be an http or https URL, got ${url.protocol.slice(0, -1)}`);
+  }
+  if (url.username || url.password) {
+    throw new SluiceError('BAD_REQUEST', `${headerName} must not carry credentials; send them as TransferHeaderAuthorization`);
+  }
+  return url;
 }
 
 export interface ByteRange {
