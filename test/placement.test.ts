@@ -90,7 +90,7 @@ before(async () => {
   b = await startServer();
   c = await startServer();
   nginx = await startNginxDav();
-  a = await startServer({ placement: PLACEMENT });
+  a = await startServer({ placement: PLACEMENT, logLevel: (process.env.SLUICE_TEST_LOG as never) ?? 'silent' });
   api = authed(a);
   await ok('PATCH', '/api/v1/storage-elements/local', { set: { site: 'origin' } });
   await ok('POST', '/api/v1/storage-elements', {
@@ -441,6 +441,8 @@ test('a nearly full SE sheds replicas no rule protects, oldest first, never prot
   const keep = await ok('POST', '/api/v1/rules', { path: '/exp8', glob: 'f4.bin', copies: 1, expression: 'small' });
   await waitRule(keep.id);
   assert.equal((await ok('GET', '/api/v1/storage-elements/small')).space.used, 950_000);
+  const createdOnSmall = new Map<number, number>();
+  for (let i = 0; i < 5; i++) createdOnSmall.set(i, (await replicasOf(`/exp8/f${i}.bin`)).find((r) => r.se === 'small')!.created);
   // The rule lapses: its replicas are no longer protected, and the SE is 95 % full.
   await ok('DELETE', `/api/v1/rules/${fill.id}`);
   const after = await until('cleaned', async () => {
@@ -448,14 +450,61 @@ test('a nearly full SE sheds replicas no rule protects, oldest first, never prot
     return se.space.free / se.space.total >= 0.2 ? se : undefined;
   });
   assert.ok(after.space.used <= 800_000);
-  const left = [];
+  const left: number[] = [];
   for (let i = 0; i < 5; i++) if ((await replicasOf(`/exp8/f${i}.bin`)).some((r) => r.se === 'small')) left.push(i);
   assert.ok(left.includes(4), 'the protected replica stays');
-  assert.ok(!left.includes(0), 'the oldest unprotected went first');
-  const removed = await eventsOf('REPLICA_REMOVED', '/exp8/f0.bin');
+  const gone = [0, 1, 2, 3].filter((i) => !left.includes(i));
+  const kept = [0, 1, 2, 3].filter((i) => left.includes(i));
+  assert.ok(gone.length > 0);
+  for (const g of gone)
+    for (const k of kept) assert.ok(createdOnSmall.get(g)! <= createdOnSmall.get(k)!, 'the oldest unprotected went first');
+  const removed = await eventsOf('REPLICA_REMOVED', `/exp8/f${gone[0]}.bin`);
   assert.match(String(removed[0]!.data!.reason), /space cleanup/);
   // Every file still has its landing replica: cleanup never takes a last copy.
   for (let i = 0; i < 5; i++) assert.ok((await replicasOf(`/exp8/f${i}.bin`)).some((r) => r.se === 'local'));
+});
+
+test('a copy that keeps failing makes the rule STUCK with the reason; the repairer moves it to a new SE', async () => {
+  await ok('POST', '/api/v1/storage-elements', {
+    name: 'tiny',
+    kind: 'local',
+    path: join(seRoot, 'tiny'),
+    attributes: { site: 'tiny', pool: 'overflow' },
+    capacityBytes: 100_000,
+  });
+  await mkcol('/exp9');
+  const d = randomBytes(250_000);
+  await put('/exp9/large.bin', d);
+  const rule = await ok('POST', '/api/v1/rules', { path: '/exp9', copies: 1, expression: 'pool=overflow' });
+  const stuck = await waitRule(rule.id, 'STUCK');
+  assert.match(stuck.reason, /tiny has no room for 250000 bytes/);
+  const failed = (await ok('GET', `/api/v1/transfers?rule=${rule.id}`))[0];
+  assert.equal(failed.state, 'FAILED');
+  assert.equal(failed.attempts, 5);
+  const stuckEvents = (await a.core!.eventLog.read(0, 100_000)).filter((e) => e.type === 'RULE_STATE' && e.data?.rule === rule.id);
+  assert.equal(stuckEvents.at(-1)!.data!.state, 'STUCK');
+
+  // A new SE the expression selects: the repairer tries the stuck copy there.
+  await ok('POST', '/api/v1/storage-elements', {
+    name: 'roomy',
+    kind: 'local',
+    path: join(seRoot, 'roomy'),
+    attributes: { pool: 'overflow' },
+  });
+  await waitRule(rule.id);
+  const locks = await ok('GET', `/api/v1/rules/${rule.id}/locks`);
+  assert.deepEqual(
+    locks.map((l: Json) => `${l.se}:${l.state}`),
+    ['roomy:OK'],
+  );
+  const placed = (await replicasOf('/exp9/large.bin')).find((r) => r.se === 'roomy')!;
+  assert.equal(sha(await replicaBytes('roomy', placed.location)), sha(d));
+  assert.equal(
+    (await replicasOf('/exp9/large.bin')).find((r) => r.se === 'tiny'),
+    undefined,
+    'nothing left on the full SE',
+  );
+  await ok('DELETE', `/api/v1/rules/${rule.id}`);
 });
 
 test('no partial replica is ever visible: the tmp directories of the local SEs are empty at rest', async () => {

@@ -12,6 +12,7 @@ import { SE_NAME_RE, type SeSpec, type StorageElementInfo } from './types.js';
 import type { SeInfo } from './se-expression.js';
 
 export const LANDING_SE = 'local';
+const FREE_SPACE_CACHE_MS = 2000;
 
 interface Registered {
   info: StorageElementInfo;
@@ -208,6 +209,25 @@ export class SeRegistry {
     const cap = r.spec.capacityBytes;
     if (cap === undefined) return { ...fs, used, files };
     return { total: cap, free: Math.max(0, Math.min(fs.free, cap - used)), used, files };
+  }
+
+  private readonly freeCache = new Map<string, { at: number; free: number }>();
+
+  /** Free bytes for new replicas, cached for a moment (asked once per transfer). */
+  async freeBytes(name: string): Promise<number> {
+    const cached = this.freeCache.get(name);
+    if (cached && Date.now() - cached.at < FREE_SPACE_CACHE_MS) return cached.free;
+    const r = this.require(name);
+    const free =
+      r.spec.capacityBytes !== undefined ? (await this.space(name)).free : (await r.backend.space().catch(() => ({ free: Infinity }))).free;
+    this.freeCache.set(name, { at: Date.now(), free });
+    return free;
+  }
+
+  /** Counts bytes just written against the cached free space, until the cache is refreshed. */
+  consumed(name: string, bytes: number): void {
+    const cached = this.freeCache.get(name);
+    if (cached) cached.free -= bytes;
   }
 
   async close(): Promise<void> {

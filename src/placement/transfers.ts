@@ -51,6 +51,7 @@ function sourceRank(kind: string | undefined): number {
 
 export class TransferQueue {
   private readonly running = new Map<string, Running>();
+  private readonly requesting = new Set<string>();
   private pumping = false;
   private pumpAgain = false;
   private timer: NodeJS.Timeout | undefined;
@@ -89,17 +90,25 @@ export class TransferQueue {
 
   /** Queues a copy of the file to an SE for a rule, unless one is already on its way. */
   async request(file: FileRef, destination: string, rule: Rule): Promise<void> {
-    if (await this.deps.store.openTransferTo(file.entryId, destination)) return;
-    await this.deps.store.insertTransfer({
-      id: randomUUID(),
-      file,
-      source: await this.sourceFor(file, destination, rule),
-      destination,
-      priority: rule.priority,
-      activity: rule.activity,
-      ruleId: rule.id,
-      maxAttempts: this.deps.limits.maxAttempts,
-    });
+    // Two rules (or a rule and the repairer) may ask at once: one check-and-insert at a time per copy.
+    const key = `${file.entryId}>${destination}`;
+    if (this.requesting.has(key)) return;
+    this.requesting.add(key);
+    try {
+      if (await this.deps.store.openTransferTo(file.entryId, destination)) return;
+      await this.deps.store.insertTransfer({
+        id: randomUUID(),
+        file,
+        source: await this.sourceFor(file, destination, rule),
+        destination,
+        priority: rule.priority,
+        activity: rule.activity,
+        ruleId: rule.id,
+        maxAttempts: this.deps.limits.maxAttempts,
+      });
+    } finally {
+      this.requesting.delete(key);
+    }
     this.kick();
   }
 
@@ -194,6 +203,7 @@ export class TransferQueue {
     }
     for (const t of due) {
       if (this.running.size >= limits.maxActive) break;
+      if (this.running.has(t.id)) continue; // launched by an earlier pass, not yet marked ACTIVE
       if ((perSe.get(t.destination) ?? 0) >= this.perSeLimit(t.destination)) continue;
       const source = await this.pickSource(t);
       if (
@@ -261,6 +271,12 @@ export class TransferQueue {
       return;
     }
     const dest = registry.backend(t.destination);
+    const there = (await store.replicasOf(t.entryId)).find((r) => r.se === t.destination);
+    if (there && (there.state === 'AVAILABLE' || there.state === 'NEARLINE')) {
+      // Another transfer made this copy meanwhile (the file's content is unchanged: etag checked above).
+      await store.updateTransfer(t.id, { state: 'DONE', error: 'already on the destination', finished: Date.now() });
+      return;
+    }
     try {
       if (!dest) throw new SluiceError('NOT_FOUND', `no storage element ${t.destination}`);
       if (!registry.usable(t.destination)) throw new SluiceError('UNAVAILABLE', `storage element ${t.destination} is out of service`);
@@ -274,6 +290,10 @@ export class TransferQueue {
         await store.updateTransfer(t.id, { state: 'QUEUED', nextAttempt: Date.now() });
         return;
       }
+      if ((await registry.freeBytes(t.destination)) < file.entry.size) {
+        throw new SluiceError('INSUFFICIENT_STORAGE', `storage element ${t.destination} has no room for ${file.entry.size} bytes`);
+      }
+      registry.consumed(t.destination, file.entry.size);
       await store.beginReplica(t.entryId, t.destination);
       await store.updateTransfer(t.id, { state: 'ACTIVE', attempts, source: source.se, started: Date.now(), error: null });
       const { received, mode } = await this.copy(file, source, src, dest, running);
