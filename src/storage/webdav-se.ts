@@ -47,9 +47,12 @@ export interface RequestOptions {
    */
   expectContinue?: boolean;
   signal?: AbortSignal;
-  /** Socket inactivity allowed, ms (default 60 s); kept for the response body when `idleTimeoutMs`. */
+  /** Socket inactivity allowed before the response head arrives, ms (default 60 s). */
   timeoutMs?: number;
-  /** Keep the inactivity timeout while the response body streams (default: only until the head). */
+  /**
+   * Keep the inactivity timeout while the response body streams. Off by default: a reader that
+   * applies backpressure pauses the socket, which is not a dead peer.
+   */
   keepTimeoutForBody?: boolean;
 }
 

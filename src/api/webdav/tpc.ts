@@ -110,7 +110,7 @@ class MarkerStream {
   }
 
   private marker(): void {
-    if (this.ended) return;
+    if (this.ended || this.out.destroyed) return;
     this.out.write(
       'Perf Marker\n' +
         `    Timestamp: ${Math.floor(Date.now() / 1000)}\n` +
