@@ -42,16 +42,25 @@ test('SIGKILL during replication leaves no partial replica and the rule converge
   for (const [path, body] of bodies) assert.equal((await api(path, { method: 'PUT', body })).status, 201);
 
   const rule = await json(await post('/api/v1/rules', { path: '/big', copies: 1, expression: 'disk2' }));
-  // Kill while a big copy is under way (bytes flowing, not yet committed).
+  // With at most 2 transfers per link, the others wait in the queue: cancel one of them.
+  const queued = (await json(await api('/api/v1/transfers?state=QUEUED'))) as { id: string; path: string }[];
+  assert.ok(queued.length >= 10, `${queued.length} queued`);
+  const victim = queued.find((t) => t.path === '/big/small19.bin') ?? queued.at(-1)!;
+  const cancelled = await json(await post(`/api/v1/transfers/${victim.id}/cancel`, {}));
+  assert.equal(cancelled.state, 'CANCELLED');
+  // Kill while a big copy is under way (bytes flowing, not yet committed); never more than 2 at once.
+  let mostActive = 0;
   const active = await until(
     'a transfer copying',
     async () => {
       const list = await json(await api('/api/v1/transfers?state=ACTIVE'));
+      mostActive = Math.max(mostActive, list.length);
       return list.find((t: { bytesDone: number; size: number }) => t.bytesDone > 0 && t.bytesDone < t.size);
     },
     60_000,
     2,
   );
+  assert.ok(mostActive <= 2, `${mostActive} transfers ran at once on a link limited to 2`);
   first.proc!.kill('SIGKILL');
   await new Promise((r) => first.proc!.once('exit', r));
   assert.ok(active.bytesDone < active.size);
@@ -67,6 +76,9 @@ test('SIGKILL during replication leaves no partial replica and the rule converge
       },
       120_000,
     );
+    // The cancelled copy left its lock STUCK; the repairer made it again.
+    const again = (await json(await api(`/api/v1/transfers?path=${victim.path}`))) as { id: string; state: string }[];
+    assert.deepEqual(again.map((t) => t.state).sort(), ['CANCELLED', 'DONE']);
     // The interrupted transfer was resumed (a second attempt), not lost.
     const resumed = await json(await api(`/api/v1/transfers/${active.id}`));
     assert.equal(resumed.state, 'DONE');
