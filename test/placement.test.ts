@@ -12,7 +12,13 @@ import { until } from './support/cli.js';
 import type { StorageEvent } from '../src/events/types.js';
 import { LocalStorageElement } from '../src/storage/local-se.js';
 
-const PLACEMENT = { retryBaseSeconds: 0.2, repairIntervalSeconds: 0.5, stageWaitSeconds: 10, pinSeconds: 60 };
+const PLACEMENT = {
+  retryBaseSeconds: 0.2,
+  repairIntervalSeconds: 0.5,
+  stageWaitSeconds: 10,
+  pinSeconds: 60,
+  qosClasses: { 'eu-twice': [{ copies: 2, expression: 'region=eu' }] },
+};
 const STAGE_DELAY = 0.6;
 
 let a: RunningServer;
@@ -266,6 +272,28 @@ test('disk+tape: the transition flushes to tape; reported dCache-style with targ
   assert.match(unknown.body.detail, /unknown QoS class "platinum"; one of: disk, tape, disk\+tape/);
   const dir = await call('POST', '/api/v1/namespace/exp2', { action: 'qos', target: 'tape' });
   assert.equal(dir.status, 404);
+});
+
+test('an operator-defined QoS class: its rules place the copies, then the file is reported in that class', async () => {
+  const classes = await ok('GET', '/api/v1/qos');
+  assert.deepEqual(
+    classes.map((c: Json) => c.name),
+    ['disk', 'tape', 'disk+tape', 'eu-twice'],
+  );
+  await mkcol('/exp2b');
+  const d = randomBytes(30_000);
+  await put('/exp2b/a.bin', d);
+  await ok('POST', '/api/v1/namespace/exp2b/a.bin', { action: 'qos', target: 'eu-twice' });
+  const done = await until('eu-twice', async () => {
+    const info = await fileInfo('/exp2b/a.bin');
+    return info.currentQos === 'eu-twice' ? info : undefined;
+  });
+  assert.deepEqual(done.locations.sort(), ['disk-cern', 'disk-desy'], 'the landing copy no class rule needs was released');
+  const qosEvents = await eventsOf('QOS_CHANGED', '/exp2b/a.bin');
+  assert.deepEqual(
+    qosEvents.map((e) => e.data!.qos),
+    ['eu-twice'],
+  );
 });
 
 test('reading a NEARLINE file stages it (after the stage delay), then it is ONLINE_AND_NEARLINE', async () => {
