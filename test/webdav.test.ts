@@ -202,7 +202,7 @@ test('PUT status codes and If-Match / If-None-Match preconditions', async () => 
   assert.equal((await dav('MKCOL', '/missing/coll')).status, 409);
 });
 
-test('COPY and MOVE: 201/204, Overwrite F, Depth 0, to self, to another host', async () => {
+test('COPY and MOVE: 201/204, Overwrite F, Depth 0, to self, to a host that does not resolve (RFC 6761 .invalid)', async () => {
   await dav('MKCOL', '/cm');
   await dav('PUT', '/cm/a.txt', { body: 'a' });
   const dest = (p: string) => ({ destination: `${server.url}${p}` });
@@ -210,7 +210,7 @@ test('COPY and MOVE: 201/204, Overwrite F, Depth 0, to self, to another host', a
   assert.equal((await dav('COPY', '/cm/a.txt', { headers: { ...dest('/cm/b.txt'), overwrite: 'F' } })).status, 412);
   assert.equal((await dav('COPY', '/cm/a.txt', { headers: { destination: '/cm/b.txt' } })).status, 204);
   assert.equal((await dav('COPY', '/cm/a.txt', { headers: dest('/cm/a.txt') })).status, 403);
-  assert.equal((await dav('COPY', '/cm/a.txt', { headers: { destination: 'http://elsewhere.example/cm/c.txt' } })).status, 502);
+  assert.equal((await dav('COPY', '/cm/a.txt', { headers: { destination: 'http://elsewhere.invalid/cm/c.txt' } })).status, 502);
   assert.equal((await dav('COPY', '/cm', { headers: { ...dest('/cm-shallow'), depth: '0' } })).status, 201);
   assert.equal((await dav('GET', '/cm-shallow/a.txt')).status, 404);
   assert.equal((await dav('COPY', '/cm', { headers: dest('/cm-deep') })).status, 201);
