@@ -342,7 +342,7 @@ function registerRuleCommands(program: Command): void {
       });
       if (opts.json) return printJson(r);
       printLine(`created rule ${r.id}: ${ruleText(r)}`);
-      printNote(`state ${r.state}; locks ${locksText(r)}. \`sluice rule wait ${r.id}\` waits until it is OK`);
+      printNote(`state ${r.state}; locks ${locksText(r)}; \`sluice rule wait ${r.id.slice(0, 8)}\` waits until it is OK`);
     });
 
   rule
