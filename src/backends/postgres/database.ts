@@ -1,0 +1,76 @@
+// The scale-out state database: a PostgreSQL connection pool, and each domain's migrations applied
+// once, in order, under an advisory lock (several nodes may start at the same time).
+import pg from 'pg';
+
+export type PgPool = pg.Pool;
+export type PgClient = pg.PoolClient;
+
+export interface PgMigration {
+  /** Domain that owns the tables, e.g. "storage". */
+  domain: string;
+  /** Increasing per domain, starting at 1. */
+  version: number;
+  sql: string;
+}
+
+/** Big integers (event ids, sizes) come back as JS numbers: they stay far below 2^53. */
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+export function openPool(url: string, opts: { max?: number } = {}): PgPool {
+  const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10 });
+  // An idle client losing its connection (server restart) must not crash the process.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+const MIGRATION_LOCK = 0x51_1c_e0_01;
+
+export async function migratePg(pool: PgPool, migrations: readonly PgMigration[]): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      domain TEXT NOT NULL, version INTEGER NOT NULL, applied BIGINT NOT NULL, PRIMARY KEY (domain, version))`);
+    const sorted = [...migrations].sort((a, b) => a.domain.localeCompare(b.domain) || a.version - b.version);
+    for (const m of sorted) {
+      const done = await client.query('SELECT 1 FROM schema_migrations WHERE domain = $1 AND version = $2', [m.domain, m.version]);
+      if (done.rowCount) continue;
+      await client.query('BEGIN');
+      try {
+        await client.query(m.sql);
+        await client.query('INSERT INTO schema_migrations (domain, version, applied) VALUES ($1, $2, $3)', [
+          m.domain,
+          m.version,
+          Date.now(),
+        ]);
+        await client.query('COMMIT');
+      } catch (e) {
+        await client.query('ROLLBACK');
+        throw e;
+      }
+    }
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
+    client.release();
+  }
+}
+
+/** Runs fn in one transaction on one client; retried once on a serialization failure. */
+export async function inTransaction<T>(pool: PgPool, fn: (c: PgClient) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      const code = (e as { code?: string }).code;
+      if (attempt < 3 && (code === '40001' || code === '40P01')) continue;
+      throw e;
+    } finally {
+      client.release();
+    }
+  }
+}
