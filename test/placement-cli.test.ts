@@ -213,6 +213,10 @@ describe('rules, transfers and replicas', () => {
     assert.match(shown, /^state:\s+DONE$/m);
     assert.match(shown, /^progress:\s+100% \(\d+ bytes\)$/m);
     assert.match(shown, new RegExp(`^rule:\\s+${archiveRule.id}$`, 'm'));
+    assert.equal(
+      (await fails(['transfers', 'cancel', transfers[0]!.id])).stderr,
+      `sluice: CONFLICT: transfer ${transfers[0]!.id} is already DONE\n`,
+    );
 
     const replicas = await okJson<FilePlacement>(['replicas', '/beam/raw/scan_1.nxs']);
     assert.deepEqual(replicas.replicas.map((r) => [r.se, r.state, r.online]).sort(), [
