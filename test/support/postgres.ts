@@ -47,11 +47,9 @@ export async function startPostgres(opts: { fsync?: boolean } = {}): Promise<Run
   if (!bin) throw new Error('PostgreSQL is not installed (apt-get install postgresql)');
   const dir = await mkdtemp(join(tmpdir(), 'sluice-pg-'));
   const asRoot = process.getuid?.() === 0;
-  let uid = 0;
-  let gid = 0;
   if (asRoot) {
-    uid = Number((await run('id', ['-u', 'postgres'])).stdout.trim());
-    gid = Number((await run('id', ['-g', 'postgres'])).stdout.trim());
+    const uid = Number((await run('id', ['-u', 'postgres'])).stdout.trim());
+    const gid = Number((await run('id', ['-g', 'postgres'])).stdout.trim());
     await chown(dir, uid, gid);
   }
   const pg = (tool: string, args: string[]) =>
