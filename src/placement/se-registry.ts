@@ -61,7 +61,9 @@ export class SeRegistry {
     for (const row of await this.deps.store.listSes()) {
       const spec = { ...(row.spec as SeSpec), attributes: row.attributes } as SeSpec;
       const backend = row.name === LANDING_SE ? this.deps.landing : this.build(spec);
-      if (row.name !== LANDING_SE) await backend.init().catch(() => undefined); // an unreachable endpoint must not stop the server
+      // In the background: an unreachable or hanging endpoint must not hold up the server's start;
+      // its transfers fail and retry until it answers.
+      if (row.name !== LANDING_SE) void backend.init().catch(() => undefined);
       this.ses.set(row.name, { spec, backend, info: this.infoOf(spec, row.created, row.available) });
     }
   }
