@@ -17,6 +17,7 @@ import { invocationRoutes } from './routes/invocations.js';
 import { triggerRoutes } from './routes/triggers.js';
 import { placementRoutes } from './routes/placement.js';
 import { catalogRoutes } from './routes/catalog.js';
+import { tapeRoutes } from './routes/tape.js';
 import { openapiPlugin } from './openapi.js';
 
 /** Base URL for absolute links (Location headers, subscription URLs). */
@@ -108,6 +109,7 @@ export async function buildServer(core: Core) {
   await app.register(triggerRoutes, { prefix: '/api/v1', core });
   await app.register(catalogRoutes, { prefix: '/api/v1', core });
   await app.register(placementRoutes, { prefix: '/api/v1', core });
+  await app.register(tapeRoutes, { core });
   await app.register(webdavDoor, { core });
   return app;
 }
