@@ -340,14 +340,32 @@ describe('tape REST API', () => {
     await until('alice request finished', async () => (finished(await status(env, id, alice)) ? true : undefined));
   });
 
-  test('a form-encoded body (curl -d) is read as JSON, as other tape REST servers do', async () => {
-    const res = await env.api('/api/v1/tape/archiveinfo', {
+  test('as curl -d sends them: a form-encoded body is read as JSON, and a trailing slash is accepted', async () => {
+    const res = await env.api('/api/v1/tape/archiveinfo/', {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: JSON.stringify({ paths: ['/beam/run1/scan_0001.nxs'] }),
     });
     assert.equal(res.status, 200, await res.clone().text());
     assert.equal((await json(res))[0].locality, 'TAPE');
+    const notJson = await env.api('/api/v1/tape/archiveinfo', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'paths=/a',
+    });
+    assert.equal(notJson.status, 400);
+
+    const id = (await json(await env.api('/api/v1/tape/stage/', post({ files: [{ path: '/beam/run1/scan_0001.nxs' }] })))) as {
+      requestId: string;
+    };
+    assert.equal((await env.api(`/api/v1/tape/stage/${id.requestId}/`)).status, 200);
+    assert.equal((await env.api(`/api/v1/tape/stage/${id.requestId}/`, { method: 'DELETE' })).status, 200);
+
+    // The aliases stay out of the OpenAPI document.
+    const paths = Object.keys(((await json(await env.api('/api/v1/openapi.json'))) as { paths: object }).paths);
+    assert.ok(paths.includes('/api/v1/tape/stage'));
+    assert.ok(paths.includes('/.well-known/wlcg-tape-rest-api'));
+    assert.ok(!paths.includes('/api/v1/tape/stage/'));
   });
 
   test('a plain GET of a NEARLINE file stages it: waits about the stage delay, then returns the bytes', async () => {

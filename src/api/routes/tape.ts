@@ -78,80 +78,88 @@ export const tapeRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { core
     }),
   );
 
-  app.post<{ Body: Static<typeof StageBody> }>(
-    `${TAPE_API_PREFIX}/stage`,
-    { schema: { tags, summary: 'Submit a bulk stage (bring-online) request', body: StageBody } },
-    async (req, reply) => {
-      const files = req.body.files.map((f) => ({
-        path: f.path,
-        ...(f.diskLifetime !== undefined ? { pinSeconds: parseIsoDuration(f.diskLifetime) } : {}),
-      }));
-      const request = await placement.stage(who(req), files);
-      return reply
-        .code(201)
-        .header('location', `${baseUrl(core, req)}${TAPE_API_PREFIX}/stage/${request.id}`)
-        .send({ requestId: request.id });
-    },
-  );
-
-  app.get<{ Params: Static<typeof IdParams> }>(
-    `${TAPE_API_PREFIX}/stage/:id`,
-    { schema: { tags, summary: 'Progress of a stage request, file by file', params: IdParams } },
-    async (req) => {
-      const r = await placement.stageStatus(who(req), req.params.id);
-      return {
-        id: r.id,
-        createdAt: toSeconds(r.created),
-        ...(r.started !== undefined ? { startedAt: toSeconds(r.started) } : {}),
-        ...(r.completed !== undefined ? { completedAt: toSeconds(r.completed) } : {}),
-        files: r.files.map((f) => ({
+  // Each route also answers with a trailing slash (clients written against EOS/CTA send `stage/`);
+  // the alias stays out of the OpenAPI document.
+  for (const slash of ['', '/']) {
+    const hide = slash !== '';
+    app.post<{ Body: Static<typeof StageBody> }>(
+      `${TAPE_API_PREFIX}/stage${slash}`,
+      { schema: { tags, hide, summary: 'Submit a bulk stage (bring-online) request', body: StageBody } },
+      async (req, reply) => {
+        const files = req.body.files.map((f) => ({
           path: f.path,
-          state: f.state,
-          ...(f.error !== undefined ? { error: f.error } : {}),
-          // Only while the file may still come online: gfal2 reads onDisk:false as "poll again".
-          ...(f.state !== 'FAILED' && f.state !== 'CANCELLED' ? { onDisk: f.onDisk } : {}),
-        })),
-      };
-    },
-  );
-
-  app.post<{ Params: Static<typeof IdParams>; Body: Static<typeof PathsBody> }>(
-    `${TAPE_API_PREFIX}/stage/:id/cancel`,
-    { schema: { tags, summary: 'Cancel the staging of some files of a request', params: IdParams, body: PathsBody } },
-    async (req, reply) => {
-      await placement.cancelStage(who(req), req.params.id, req.body.paths);
-      return reply.code(200).send();
-    },
-  );
-
-  app.delete<{ Params: Static<typeof IdParams> }>(
-    `${TAPE_API_PREFIX}/stage/:id`,
-    { schema: { tags, summary: 'Cancel a stage request, release its files and forget it', params: IdParams } },
-    async (req, reply) => {
-      await placement.deleteStage(who(req), req.params.id);
-      return reply.code(200).send();
-    },
-  );
-
-  app.post<{ Params: Static<typeof IdParams>; Body: Static<typeof PathsBody> }>(
-    `${TAPE_API_PREFIX}/release/:id`,
-    {
-      schema: {
-        tags,
-        summary: 'Release staged files of a request: they no longer need to stay on disk',
-        params: IdParams,
-        body: PathsBody,
+          ...(f.diskLifetime !== undefined ? { pinSeconds: parseIsoDuration(f.diskLifetime) } : {}),
+        }));
+        const request = await placement.stage(who(req), files);
+        return reply
+          .code(201)
+          .header('location', `${baseUrl(core, req)}${TAPE_API_PREFIX}/stage/${request.id}`)
+          .send({ requestId: request.id });
       },
-    },
-    async (req, reply) => {
-      await placement.releaseStage(who(req), req.params.id, req.body.paths);
-      return reply.code(200).send();
-    },
-  );
+    );
 
-  app.post<{ Body: Static<typeof PathsBody> }>(
-    `${TAPE_API_PREFIX}/archiveinfo`,
-    { schema: { tags, summary: 'Locality of files: DISK, TAPE, DISK_AND_TAPE, LOST or NONE, or a per-file error', body: PathsBody } },
-    async (req) => placement.archiveInfo(who(req), req.body.paths),
-  );
+    app.get<{ Params: Static<typeof IdParams> }>(
+      `${TAPE_API_PREFIX}/stage/:id${slash}`,
+      { schema: { tags, hide, summary: 'Progress of a stage request, file by file', params: IdParams } },
+      async (req) => {
+        const r = await placement.stageStatus(who(req), req.params.id);
+        return {
+          id: r.id,
+          createdAt: toSeconds(r.created),
+          ...(r.started !== undefined ? { startedAt: toSeconds(r.started) } : {}),
+          ...(r.completed !== undefined ? { completedAt: toSeconds(r.completed) } : {}),
+          files: r.files.map((f) => ({
+            path: f.path,
+            state: f.state,
+            ...(f.error !== undefined ? { error: f.error } : {}),
+            // Only while the file may still come online: gfal2 reads onDisk:false as "poll again".
+            ...(f.state !== 'FAILED' && f.state !== 'CANCELLED' ? { onDisk: f.onDisk } : {}),
+          })),
+        };
+      },
+    );
+
+    app.post<{ Params: Static<typeof IdParams>; Body: Static<typeof PathsBody> }>(
+      `${TAPE_API_PREFIX}/stage/:id/cancel${slash}`,
+      { schema: { tags, hide, summary: 'Cancel the staging of some files of a request', params: IdParams, body: PathsBody } },
+      async (req, reply) => {
+        await placement.cancelStage(who(req), req.params.id, req.body.paths);
+        return reply.code(200).send();
+      },
+    );
+
+    app.delete<{ Params: Static<typeof IdParams> }>(
+      `${TAPE_API_PREFIX}/stage/:id${slash}`,
+      { schema: { tags, hide, summary: 'Cancel a stage request, release its files and forget it', params: IdParams } },
+      async (req, reply) => {
+        await placement.deleteStage(who(req), req.params.id);
+        return reply.code(200).send();
+      },
+    );
+
+    app.post<{ Params: Static<typeof IdParams>; Body: Static<typeof PathsBody> }>(
+      `${TAPE_API_PREFIX}/release/:id${slash}`,
+      {
+        schema: {
+          tags,
+          hide,
+          summary: 'Release staged files of a request: they no longer need to stay on disk',
+          params: IdParams,
+          body: PathsBody,
+        },
+      },
+      async (req, reply) => {
+        await placement.releaseStage(who(req), req.params.id, req.body.paths);
+        return reply.code(200).send();
+      },
+    );
+
+    app.post<{ Body: Static<typeof PathsBody> }>(
+      `${TAPE_API_PREFIX}/archiveinfo${slash}`,
+      {
+        schema: { tags, hide, summary: 'Locality of files: DISK, TAPE, DISK_AND_TAPE, LOST or NONE, or a per-file error', body: PathsBody },
+      },
+      async (req) => placement.archiveInfo(who(req), req.body.paths),
+    );
+  }
 };
