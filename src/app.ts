@@ -122,6 +122,7 @@ export async function createCore(config: Config, log: Logger = createLogger(conf
       repairIntervalSeconds: pc.repairIntervalSeconds,
       stageWaitSeconds: pc.stageWaitSeconds,
       pinSeconds: pc.pinSeconds,
+      stuckRetrySeconds: pc.stuckRetrySeconds,
       cleanBelowFreeFraction: 0.1,
       cleanUntilFreeFraction: 0.2,
     },

@@ -48,6 +48,8 @@ export interface PlacementSettings {
   stageWaitSeconds: number;
   /** How long a staged file stays online. */
   pinSeconds: number;
+  /** How long a copy stuck on the only SE its rule allows waits before the repairer tries it again. */
+  stuckRetrySeconds: number;
   /** QoS classes beyond disk, tape and disk+tape: name → rules ({copies, expression}). */
   qosClasses: Record<string, { copies: number; expression: string }[]>;
 }
@@ -110,6 +112,7 @@ export const defaultConfig = (): Config => ({
     repairIntervalSeconds: 60,
     stageWaitSeconds: 60,
     pinSeconds: 3600,
+    stuckRetrySeconds: 600,
     qosClasses: {},
   },
 });
@@ -180,6 +183,7 @@ function validate(c: Config): Config {
     'repairIntervalSeconds',
     'stageWaitSeconds',
     'pinSeconds',
+    'stuckRetrySeconds',
   ] as const) {
     if (!(typeof pl[key] === 'number' && pl[key] > 0)) throw new SluiceError('BAD_REQUEST', `placement.${key} must be a positive number`);
   }

@@ -24,7 +24,7 @@ test('SIGKILL during replication leaves no partial replica and the rule converge
   const seDir = await tempDir('sluice-pcrash-se-');
   await writeFile(
     join(dataDir, 'sluice.json'),
-    JSON.stringify({ placement: { retryBaseSeconds: 0.2, repairIntervalSeconds: 0.5, maxActivePerLink: 2 } }),
+    JSON.stringify({ placement: { retryBaseSeconds: 0.2, repairIntervalSeconds: 0.5, stuckRetrySeconds: 1, maxActivePerLink: 2 } }),
   );
   const first = await startChildServer({ dataDir });
   let api = authed(first);

@@ -134,6 +134,8 @@ const CODE_OF_STATUS: Record<number, ErrorCode> = {
   415: 'UNSUPPORTED',
   416: 'RANGE_NOT_SATISFIABLE',
   429: 'TOO_MANY_REQUESTS',
+  502: 'FUNCTION_FAILED',
+  503: 'UNAVAILABLE',
   507: 'INSUFFICIENT_STORAGE',
 };
 
@@ -698,7 +700,8 @@ export class SluiceClient {
     return new URL(location, this.baseUrl + '/').toString();
   }
 
-  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** One JSON call on the API; RFC 7807 problems come back as SluiceErrors. */
+  async json<T>(method: string, path: string, body?: unknown): Promise<T> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const headers: OutgoingHttpHeaders = { accept: 'application/json' };
     if (payload !== undefined) headers['content-type'] = 'application/json';

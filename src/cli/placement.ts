@@ -40,17 +40,12 @@ export type FilePlacement = NamespaceEntry & {
 
 type JsonCall = <T>(method: string, path: string, body?: unknown) => Promise<T>;
 
-/**
- * The placement routes over the client's one JSON transport (token, keep-alive, RFC 7807 problems
- * as SluiceErrors). client.ts has no placement methods yet; these belong there and can move as
- * they are.
- */
+/** The placement routes over the client's one JSON transport (token, keep-alive, RFC 7807 problems as SluiceErrors). */
 export class PlacementApi {
   private readonly json: JsonCall;
 
   constructor(client: SluiceClient) {
-    const call = (client as unknown as { json: JsonCall }).json;
-    this.json = call.bind(client) as JsonCall;
+    this.json = client.json.bind(client);
   }
 
   listSes(): Promise<StorageElement[]> {

@@ -130,7 +130,7 @@ export interface PlacementStore {
   insertTransfer(t: NewTransfer): Promise<Transfer>;
   getTransfer(id: string): Promise<(Transfer & { entryId: number }) | undefined>;
   listTransfers(q: TransferQuery): Promise<Transfer[]>;
-  /** A queued, staging or active transfer of this file to this SE, if any. */
+  /** The newest queued, staging or active transfer of this file to this SE, if any. */
   openTransferTo(entryId: number, destination: string): Promise<Transfer | undefined>;
   /** Queued transfers due now, best first. */
   dueTransfers(now: number, limit: number): Promise<(Transfer & { entryId: number })[]>;

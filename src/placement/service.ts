@@ -30,6 +30,8 @@ export interface PlacementConfig extends TransferLimits {
   stageWaitSeconds: number;
   /** How long a staged file stays online. */
   pinSeconds: number;
+  /** How long a copy stuck on the only SE it may go to waits before it is tried there again. */
+  stuckRetrySeconds: number;
   /** Below this free fraction of an SE with a capacity, unprotected replicas are cleaned up … */
   cleanBelowFreeFraction: number;
   /** … until this fraction is free again. */
@@ -63,7 +65,14 @@ export class PlacementService implements ReplicaSource {
   ) {
     const { store, registry, log } = deps;
     this.transfers = new TransferQueue({ store, registry, limits: deps.config, log });
-    this.judge = new Judge({ store, registry, eventLog: deps.eventLog, transfers: this.transfers, log });
+    this.judge = new Judge({
+      store,
+      registry,
+      eventLog: deps.eventLog,
+      transfers: this.transfers,
+      stuckRetrySeconds: deps.config.stuckRetrySeconds,
+      log,
+    });
     this.tape = new TapeManager({ store, registry, pinSeconds: deps.config.pinSeconds, log });
     this.qos = new QosService({
       store,
@@ -214,8 +223,9 @@ export class PlacementService implements ReplicaSource {
   }
 
   /**
-   * Frees space on an SE with a capacity once it is nearly full: removes replicas no rule protects,
-   * oldest first, never a file's last good replica.
+   * Frees space on an SE once it is nearly full (of its capacity, or of its file system): removes
+   * replicas no rule protects, oldest first, never a file's last good replica — as dCache's sweeper
+   * drops cached copies when a pool needs room.
    */
   async clean(name: string): Promise<number> {
     const { config } = this.deps;

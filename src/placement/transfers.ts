@@ -43,6 +43,18 @@ export interface Stager {
 }
 
 const MAX_BACKOFF_MS = 600_000;
+/** How long a queued transfer's last source choice may stand in for a fresh one when its link is full. */
+const SOURCE_HINT_MS = 5000;
+/** How long a full window of due transfers is reused by the passes after the one that read it. */
+const DUE_WINDOW_MS = 1000;
+
+interface DueWindow {
+  rows: (Transfer & { entryId: number })[];
+  at: number;
+  /** The read returned as many as asked: more are due behind these. */
+  full: boolean;
+  lowestPriority: number;
+}
 
 /** Preference of a source: local disk first, then a tape buffer, then remote endpoints. */
 function sourceRank(kind: string | undefined): number {
@@ -56,6 +68,21 @@ export class TransferQueue {
   private pumpAgain = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /**
+   * The source each queued transfer got at the last pass that found its link or SE full. With a
+   * backlog every pass looks at the same few hundred queued transfers, and choosing a source reads
+   * the file's replicas: a transfer whose last choice is still full is passed over without that.
+   * A hint only ever holds a transfer back; a launch always chooses afresh.
+   */
+  private sourceHints = new Map<string, { se: string; at: number }>();
+  /**
+   * The best due transfers as last read. A pass runs at every request and every finished
+   * transfer; with a backlog, reading and decoding a window of rows each time costs more than the
+   * copy of a small file. A full window stays valid until a transfer that would sort into it is
+   * queued (higher priority), a retry falls due, or DUE_WINDOW_MS passes; a transfer changed
+   * meanwhile (cancelled) is caught by run()'s check of its state.
+   */
+  private dueWindow: DueWindow | undefined;
   onFailed: ((t: Transfer & { entryId: number }) => Promise<void>) | undefined;
   stager: Stager | undefined;
   /** The rule a transfer serves (for its source expression). */
@@ -95,7 +122,17 @@ export class TransferQueue {
     if (this.requesting.has(key)) return;
     this.requesting.add(key);
     try {
-      if (await this.deps.store.openTransferTo(file.entryId, destination)) return;
+      const open = await this.deps.store.openTransferTo(file.entryId, destination);
+      if (open && open.etag === file.entry.etag) return;
+      // A transfer of content since overwritten is of no use: a queued one is dropped (a running one
+      // finds out at its commit), and the new content gets its own.
+      if (open?.state === 'QUEUED') {
+        await this.deps.store.updateTransfer(open.id, {
+          state: 'CANCELLED',
+          error: 'superseded: the file was overwritten',
+          finished: Date.now(),
+        });
+      }
       await this.deps.store.insertTransfer({
         id: randomUUID(),
         file,
@@ -106,6 +143,9 @@ export class TransferQueue {
         ruleId: rule.id,
         maxAttempts: this.deps.limits.maxAttempts,
       });
+      // Queued behind a full window of the same or a higher priority, it is not among the best due.
+      const w = this.dueWindow;
+      if (w && !(w.full && rule.priority <= w.lowestPriority)) this.dueWindow = undefined;
     } finally {
       this.requesting.delete(key);
     }
@@ -151,6 +191,7 @@ export class TransferQueue {
   }
 
   async cancel(id: string): Promise<Transfer> {
+    this.dueWindow = undefined;
     const t = await this.deps.store.getTransfer(id);
     if (!t) throw new SluiceError('NOT_FOUND', `no transfer ${id}`);
     if (t.state === 'DONE' || t.state === 'FAILED' || t.state === 'CANCELLED') {
@@ -192,7 +233,14 @@ export class TransferQueue {
   private async pump(): Promise<void> {
     const { limits } = this.deps;
     if (this.running.size >= limits.maxActive) return;
-    const due = await this.deps.store.dueTransfers(Date.now(), Math.max(64, limits.maxActive * 8));
+    const window = Math.max(64, limits.maxActive * 8);
+    let cached = this.dueWindow;
+    if (!cached || !cached.full || Date.now() - cached.at >= DUE_WINDOW_MS || cached.rows.length < window / 2) {
+      const rows = await this.deps.store.dueTransfers(Date.now(), window);
+      cached = { rows, at: Date.now(), full: rows.length >= window, lowestPriority: Math.min(...rows.map((r) => r.priority)) };
+      this.dueWindow = cached;
+    }
+    const due = cached.rows;
     const perSe = new Map<string, number>();
     const perLink = new Map<string, number>();
     const count = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
@@ -201,16 +249,22 @@ export class TransferQueue {
       if (r.source) count(perSe, r.source);
       count(perLink, `${r.source ?? '?'}>${r.destination}`);
     }
+    const full = (se: string, destination: string) =>
+      (perSe.get(se) ?? 0) >= this.perSeLimit(se) || (perLink.get(`${se}>${destination}`) ?? 0) >= limits.maxActivePerLink;
+    const now = Date.now();
+    const hints = new Map<string, { se: string; at: number }>();
     for (const t of due) {
       if (this.running.size >= limits.maxActive) break;
       if (this.running.has(t.id)) continue; // launched by an earlier pass, not yet marked ACTIVE
       if ((perSe.get(t.destination) ?? 0) >= this.perSeLimit(t.destination)) continue;
+      const hint = this.sourceHints.get(t.id);
+      if (hint && now - hint.at < SOURCE_HINT_MS && full(hint.se, t.destination)) {
+        hints.set(t.id, hint);
+        continue;
+      }
       const source = await this.pickSource(t);
-      if (
-        source &&
-        ((perSe.get(source.se) ?? 0) >= this.perSeLimit(source.se) ||
-          (perLink.get(`${source.se}>${t.destination}`) ?? 0) >= limits.maxActivePerLink)
-      ) {
+      if (source && full(source.se, t.destination)) {
+        hints.set(t.id, { se: source.se, at: now });
         continue;
       }
       count(perSe, t.destination);
@@ -220,10 +274,18 @@ export class TransferQueue {
       }
       this.launch(t, source);
     }
+    this.sourceHints = hints;
+    cached.rows = cached.rows.filter((r) => !this.running.has(r.id));
     if (this.timer) clearTimeout(this.timer);
+    // A full window means transfers are due now and finishing ones kick the next pass; the time of
+    // the next retry (a scan of the whole queue) matters only once the due ones are through.
+    if (cached.full) return;
     const next = await this.deps.store.nextDueTime();
     if (next !== undefined && next > Date.now()) {
-      this.timer = setTimeout(() => this.kick(), Math.min(next - Date.now(), 60_000));
+      this.timer = setTimeout(() => {
+        this.dueWindow = undefined;
+        this.kick();
+      }, Math.min(next - Date.now(), 60_000));
       this.timer.unref();
     }
   }
@@ -265,6 +327,8 @@ export class TransferQueue {
   private async run(t: Transfer & { entryId: number }, source: Replica | undefined, running: Running): Promise<void> {
     const { store, registry, log } = this.deps;
     const attempts = t.attempts + 1;
+    // The pump's window of due transfers may be a moment old: one cancelled meanwhile stays so.
+    if ((await store.getTransfer(t.id))?.state !== 'QUEUED') return;
     const file = await store.fileById(t.entryId);
     if (!file || file.entry.etag !== t.etag) {
       await store.updateTransfer(t.id, { state: 'CANCELLED', error: 'the file was changed or deleted', finished: Date.now() });

@@ -188,7 +188,7 @@ export class SqlitePlacementStore implements PlacementStore {
         @source, @destination, 'QUEUED', @priority, @activity, @rule_id, @max_attempts, @now, @now)`),
       getTransfer: db.prepare('SELECT * FROM transfers WHERE id = ?'),
       openTransferTo: db.prepare(
-        "SELECT * FROM transfers WHERE entry_id = ? AND destination = ? AND state IN ('QUEUED', 'STAGING', 'ACTIVE') LIMIT 1",
+        "SELECT * FROM transfers WHERE entry_id = ? AND destination = ? AND state IN ('QUEUED', 'STAGING', 'ACTIVE') ORDER BY created DESC LIMIT 1",
       ),
       due: db.prepare("SELECT * FROM transfers WHERE state = 'QUEUED' AND next_attempt <= ? ORDER BY priority DESC, created LIMIT ?"),
       nextDue: db.prepare("SELECT MIN(next_attempt) AS t FROM transfers WHERE state = 'QUEUED'"),
