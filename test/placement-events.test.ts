@@ -6,11 +6,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { EventSource } from 'eventsource';
 import { startServer, authed, tempDir, type RunningServer } from './support/server.js';
 import { until } from './support/cli.js';
 import { deploy } from './support/functions.js';
-import type { ReceivedEvent, SseClient } from './support/sse.js';
+import { connectSse, type ReceivedEvent, type SseClient } from './support/sse.js';
 import { normalizePath } from '../src/storage/paths.js';
 import { transactWithEvents } from '../src/backends/sqlite/transact.js';
 import type { Principal } from '../src/auth/scopes.js';
@@ -74,31 +73,9 @@ async function subscribe(channelUrl: string, type: string, selector: unknown, to
   return res.headers.get('location')!;
 }
 
-/** A real SSE client (the `eventsource` package) recording inotify, placement and SYSTEM messages. */
+/** A real SSE client (the `eventsource` package), closed after the tests. */
 async function listen(channelUrl: string, token = server.token, headers: Record<string, string> = {}): Promise<SseClient> {
-  const events: ReceivedEvent[] = [];
-  const source = new EventSource(channelUrl, {
-    fetch: (input, init) =>
-      fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), authorization: `Bearer ${token}`, ...headers } }),
-  });
-  for (const type of ['inotify', 'placement', 'SYSTEM']) {
-    source.addEventListener(type, (e) => events.push({ type, lastEventId: e.lastEventId, data: JSON.parse(e.data as string) as unknown }));
-  }
-  await new Promise<void>((resolve, reject) => {
-    source.onopen = () => resolve();
-    source.onerror = (e) => reject(new Error(`SSE connection failed: ${e.code ?? ''} ${e.message ?? ''}`));
-  });
-  source.onerror = null;
-  const waitFor = async (pred: (e: ReceivedEvent) => boolean, count = 1, timeoutMs = 5000) => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const hits = events.filter(pred);
-      if (hits.length >= count) return hits;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${count} events; got ${JSON.stringify(events)}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
-  const client = { events, source, waitFor, close: () => source.close() };
+  const client = await connectSse(channelUrl, token, headers);
   open.push(client);
   return client;
 }

@@ -23,7 +23,7 @@ export async function connectSse(channelUrl: string, token: string, headers: Rec
     fetch: (input, init) =>
       fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), authorization: `Bearer ${token}`, ...headers } }),
   });
-  for (const type of ['inotify', 'metronome', 'SYSTEM']) {
+  for (const type of ['inotify', 'metronome', 'placement', 'SYSTEM']) {
     source.addEventListener(type, (e) => events.push({ type, lastEventId: e.lastEventId, data: JSON.parse(e.data as string) as unknown }));
   }
   await new Promise<void>((resolve, reject) => {
