@@ -45,6 +45,8 @@ export interface StageFile {
   path: string;
   state: 'SUBMITTED' | 'STARTED' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
   error?: string;
+  /** The pin lifetime the client asked for (WLCG diskLifetime), kept across restarts. */
+  pinSeconds?: number;
   pinnedUntil?: number;
 }
 
@@ -102,6 +104,8 @@ export interface PlacementStore {
   /** Tape: the bytes are back in the buffer until pinnedUntil (REPLICA_STAGED). */
   replicaStaged(entryId: number, se: string, pinnedUntil: number): Promise<void>;
   replicaEvicted(entryId: number, se: string): Promise<void>;
+  /** Moves the pin of an online tape replica (extended by another stage, ended by a release): no event. */
+  setPin(entryId: number, se: string, until: number): Promise<void>;
 
   // rules and locks
   insertRule(rule: Rule): Promise<void>;
@@ -144,4 +148,5 @@ export interface PlacementStore {
   getStageRequest(id: string): Promise<StageRequest | undefined>;
   updateStageRequest(r: StageRequest): Promise<void>;
   openStageRequests(): Promise<StageRequest[]>;
+  deleteStageRequest(id: string): Promise<void>;
 }

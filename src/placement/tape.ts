@@ -35,7 +35,7 @@ export class TapeManager {
     this.timer = setInterval(() => void this.tick(), TICK_MS);
     this.timer.unref();
     // Stage requests interrupted by a stop are picked up again.
-    for (const r of await this.deps.store.openStageRequests()) void this.runRequest(r);
+    for (const r of await this.deps.store.openStageRequests()) this.startRequest(r);
   }
 
   async stop(): Promise<void> {
@@ -119,7 +119,7 @@ export class TapeManager {
     if (!replica || replica.state === 'BAD') throw new SluiceError('NOT_FOUND', `no good replica on ${se}`);
     const pinnedUntil = Date.now() + pinSeconds * 1000;
     if (replica.state === 'AVAILABLE' || (replica.online && (await tape.isOnline(replica.location)))) {
-      if (replica.state === 'NEARLINE') await this.deps.store.replicaStaged(entryId, se, Math.max(pinnedUntil, replica.pinnedUntil ?? 0));
+      if (replica.state === 'NEARLINE') await this.deps.store.setPin(entryId, se, Math.max(pinnedUntil, replica.pinnedUntil ?? 0));
       return;
     }
     await tape.stage(replica.location, this.abort.signal);
@@ -142,11 +142,18 @@ export class TapeManager {
       created: Date.now(),
       started: undefined,
       completed: undefined,
-      files: files.map((f) => ({ path: f.path, state: 'SUBMITTED' as const, ...(f.pinSeconds ? { pinnedUntil: f.pinSeconds } : {}) })),
+      files: files.map((f) => ({ path: f.path, state: 'SUBMITTED' as const, ...(f.pinSeconds ? { pinSeconds: f.pinSeconds } : {}) })),
     };
     await this.deps.store.insertStageRequest(request);
-    void this.runRequest(request);
+    this.startRequest(request);
     return request;
+  }
+
+  private startRequest(request: StageRequest): void {
+    void this.runRequest(request).catch((err: unknown) => {
+      if (!this.abort.signal.aborted)
+        this.deps.log.error({ err, request: request.id }, 'stage request failed; it resumes at the next start');
+    });
   }
 
   private async runRequest(request: StageRequest): Promise<void> {
@@ -157,10 +164,8 @@ export class TapeManager {
     await Promise.all(
       request.files.map(async (f: StageFile) => {
         if (f.state === 'COMPLETED' || f.state === 'FAILED' || f.state === 'CANCELLED') return;
-        // Until started, pinnedUntil carries the requested pin lifetime in seconds.
-        const pinSeconds = f.state === 'SUBMITTED' && f.pinnedUntil !== undefined ? f.pinnedUntil : this.deps.pinSeconds;
+        const pinSeconds = f.pinSeconds ?? this.deps.pinSeconds;
         f.state = 'STARTED';
-        delete f.pinnedUntil;
         await save();
         try {
           const file = await this.deps.store.fileByPath(f.path);
@@ -198,8 +203,7 @@ export class TapeManager {
 
   async getRequest(id: string): Promise<StageRequest> {
     const r = this.live.get(id) ?? (await this.deps.store.getStageRequest(id));
-    // A request without files is a deleted one (requests are never created empty).
-    if (!r || r.files.length === 0) throw new SluiceError('NOT_FOUND', `no stage request ${id}`);
+    if (!r) throw new SluiceError('NOT_FOUND', `no stage request ${id}`);
     return r;
   }
 
@@ -228,21 +232,16 @@ export class TapeManager {
       const file = await this.deps.store.fileByPath(f.path);
       if (!file) continue;
       for (const rep of await this.deps.store.replicasOf(file.entryId)) {
-        if (rep.state === 'NEARLINE' && rep.online) await this.deps.store.replicaStaged(file.entryId, rep.se, Date.now());
+        if (rep.state === 'NEARLINE' && rep.online) await this.deps.store.setPin(file.entryId, rep.se, Date.now());
       }
     }
   }
 
-  /**
-   * Cancels what is still running, releases the request's pins and forgets it. The row stays with
-   * no files (a tombstone getRequest reports as not found): the store port has no delete yet.
-   */
+  /** Cancels what is still running, releases the request's pins and forgets it. */
   async remove(id: string): Promise<void> {
-    const r = await this.getRequest(id);
     await this.cancel(id, undefined);
     await this.release(id, undefined);
-    r.files = [];
-    r.completed ??= Date.now();
-    await this.deps.store.updateStageRequest(r);
+    this.live.delete(id);
+    await this.deps.store.deleteStageRequest(id);
   }
 }

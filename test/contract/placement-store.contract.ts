@@ -400,11 +400,19 @@ export function placementStoreContract(name: string, open: () => Promise<Placeme
       { type: 'REPLICA_STAGED', path: '/beam/a', isDir: false, data: { fileId: f.entry.fileId, se: 'tape1', pinnedUntil } },
     ]);
 
+    // Moving the pin (another stage of an online copy, a release) sends no event.
+    head = await s.log.head();
+    await s.store.setPin(f.entryId, 'tape1', pinnedUntil + 5000);
+    assert.equal((await tapeReplica()).pinnedUntil, pinnedUntil + 5000);
+    assert.deepEqual(await eventsAfter(s.log, head), []);
+
     await s.store.replicaEvicted(f.entryId, 'tape1');
     r = await tapeReplica();
     assert.equal(r.state, 'NEARLINE');
     assert.equal(r.online, false);
     assert.equal(r.pinnedUntil, undefined);
+    await s.store.setPin(f.entryId, 'tape1', pinnedUntil);
+    assert.equal((await tapeReplica()).pinnedUntil, undefined, 'an offline copy has no pin to move');
 
     // Flushing that keeps the buffer copy leaves the replica online.
     const g = await file(s, '/beam/g');
@@ -772,7 +780,7 @@ export function placementStoreContract(name: string, open: () => Promise<Placeme
 
   withStore('stage requests: insert, get, update; open ones (not completed) oldest first', async ({ store }) => {
     const now = Date.now();
-    const r1 = stageRequest({ created: now, files: [{ path: '/beam/a', state: 'SUBMITTED', pinnedUntil: 3600 }] });
+    const r1 = stageRequest({ created: now, files: [{ path: '/beam/a', state: 'SUBMITTED', pinSeconds: 3600 }] });
     const r2 = stageRequest({ created: now + 1, owner: 'bob' });
     const r3 = stageRequest({ created: now + 2 });
     for (const r of [r3, r1, r2]) await store.insertStageRequest(r);
@@ -787,7 +795,7 @@ export function placementStoreContract(name: string, open: () => Promise<Placeme
       ...r1,
       started: now + 5,
       files: [
-        { path: '/beam/a', state: 'COMPLETED', pinnedUntil: now + 3_600_000 },
+        { path: '/beam/a', state: 'COMPLETED', pinSeconds: 3600, pinnedUntil: now + 3_600_000 },
         { path: '/beam/b', state: 'FAILED', error: '/beam/b does not exist' },
       ],
     };
@@ -799,6 +807,12 @@ export function placementStoreContract(name: string, open: () => Promise<Placeme
     assert.deepEqual(
       (await store.openStageRequests()).map((r) => r.id),
       [r2.id, r3.id],
+    );
+    await store.deleteStageRequest(r2.id);
+    assert.equal(await store.getStageRequest(r2.id), undefined);
+    assert.deepEqual(
+      (await store.openStageRequests()).map((r) => r.id),
+      [r3.id],
     );
   });
 }

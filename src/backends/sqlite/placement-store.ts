@@ -158,6 +158,8 @@ export class SqlitePlacementStore implements PlacementStore {
       deleteReplica: db.prepare('DELETE FROM replicas WHERE entry_id = ? AND se = ?'),
       setFlushed: db.prepare("UPDATE replicas SET state = 'NEARLINE', online = ? WHERE entry_id = ? AND se = ?"),
       setStaged: db.prepare('UPDATE replicas SET online = 1, pinned_until = ? WHERE entry_id = ? AND se = ?'),
+      setPin: db.prepare('UPDATE replicas SET pinned_until = ? WHERE entry_id = ? AND se = ? AND online = 1'),
+      deleteStage: db.prepare('DELETE FROM stage_requests WHERE id = ?'),
       setEvicted: db.prepare('UPDATE replicas SET online = 0, pinned_until = NULL WHERE entry_id = ? AND se = ?'),
       insertRule: db.prepare(`INSERT INTO rules (id, owner, path, glob, labels, xattrs, copies, expression, grouping, expires, priority,
         activity, comment, file_id, qos, state, reason, created, updated, source) VALUES (@id, @owner, @path, @glob, @labels, @xattrs, @copies,
@@ -365,6 +367,14 @@ export class SqlitePlacementStore implements PlacementStore {
       if (this.q.setStaged.run(pinnedUntil, entryId, se).changes === 0) return;
       events.push({ type: 'REPLICA_STAGED', path: row.path, isDir: false, data: { fileId: row.file_id, se, pinnedUntil } });
     });
+  }
+
+  async setPin(entryId: number, se: string, until: number): Promise<void> {
+    await this.transact(() => this.q.setPin.run(until, entryId, se));
+  }
+
+  async deleteStageRequest(id: string): Promise<void> {
+    await this.transact(() => this.q.deleteStage.run(id));
   }
 
   async replicaEvicted(entryId: number, se: string): Promise<void> {
