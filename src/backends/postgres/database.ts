@@ -1,6 +1,7 @@
 // The scale-out state database: a PostgreSQL connection pool, and each domain's migrations applied
 // once, in order, under an advisory lock (several nodes may start at the same time).
 import pg from 'pg';
+import { SluiceError } from '../../errors.js';
 
 export type PgPool = pg.Pool;
 export type PgClient = pg.PoolClient;
@@ -27,6 +28,8 @@ const MIGRATION_LOCK = 0x51_1c_e0_01;
 
 export async function migratePg(pool: PgPool, migrations: readonly PgMigration[]): Promise<void> {
   const client = await pool.connect();
+  const onLost = () => undefined;
+  client.on('error', onLost);
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
     await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -51,26 +54,50 @@ export async function migratePg(pool: PgPool, migrations: readonly PgMigration[]
     }
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
+    client.off('error', onLost);
     client.release();
   }
 }
 
-/** Runs fn in one transaction on one client; retried once on a serialization failure. */
+/** Runs fn in one transaction on one client; retried on a serialization failure or deadlock. */
 export async function inTransaction<T>(pool: PgPool, fn: (c: PgClient) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     const client = await pool.connect();
+    // A checked-out client has no pool listener: a connection lost (server restart) must fail the
+    // running query, not crash the process with an unhandled 'error' event.
+    const onLost = () => undefined;
+    client.on('error', onLost);
+    let broken: unknown;
     try {
       await client.query('BEGIN');
       const result = await fn(client);
       await client.query('COMMIT');
       return result;
     } catch (e) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError));
       const code = (e as { code?: string }).code;
       if (attempt < 3 && (code === '40001' || code === '40P01')) continue;
       throw e;
     } finally {
-      client.release();
+      client.off('error', onLost);
+      // A client that cannot even roll back is dropped rather than handed to the next caller.
+      client.release(broken instanceof Error ? broken : undefined);
     }
   }
+}
+
+const LOST_CONNECTION = /^(Connection terminated|Client has encountered a connection error)/;
+
+/**
+ * A failure because the database cannot be reached right now (restart, failover, network) as
+ * SluiceError UNAVAILABLE (503: try again); every other error unchanged.
+ */
+export function translatePgError(e: unknown): unknown {
+  if (e instanceof SluiceError) return e;
+  const code = (e as { code?: unknown }).code;
+  const lost =
+    (typeof code === 'string' &&
+      (code.startsWith('08') || ['57P01', '57P02', '57P03', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code))) ||
+    (e instanceof Error && LOST_CONNECTION.test(e.message));
+  return lost ? new SluiceError('UNAVAILABLE', `state database unavailable: ${(e as Error).message}`) : e;
 }
