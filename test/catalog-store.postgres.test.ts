@@ -146,3 +146,14 @@ test('postgres: metadata dates are instants as SQLite reads them: microseconds, 
     assert.equal(await found('start_time>2024-03-01T10:00:00.123Z'), 0);
   });
 });
+
+test('postgres: a database that cannot be reached is UNAVAILABLE', async () => {
+  const pool = openPool('postgres://sluice@127.0.0.1:1/none', { max: 1 });
+  try {
+    const store = new PgCatalogStore(pool);
+    await assert.rejects(store.search(parseQuery('wafer'), { kind: 'all' }, { limit: 1, offset: 0 }), { code: 'UNAVAILABLE' });
+    await assert.rejects(store.upsertFile(file('/n/x'), T0), { code: 'UNAVAILABLE' });
+  } finally {
+    await pool.end();
+  }
+});

@@ -95,3 +95,14 @@ test('postgres: removals racing deploys and alias moves leave a consistent funct
     await Promise.all(pools.map((p) => p.end()));
   }
 });
+
+test('postgres: a database that cannot be reached is UNAVAILABLE', async () => {
+  const pool = openPool('postgres://sluice@127.0.0.1:1/none', { max: 1 });
+  try {
+    const store = new PgFunctionStore(pool);
+    await assert.rejects(store.get('echo', digest('a1')), { code: 'UNAVAILABLE' });
+    await assert.rejects(store.recordDeploy(version('echo', 'a1'), []), { code: 'UNAVAILABLE' });
+  } finally {
+    await pool.end();
+  }
+});

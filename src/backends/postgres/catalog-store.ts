@@ -11,7 +11,8 @@
 // or phrase is a tsquery built here from the same tokens the tsvector columns were built from (no
 // user text is ever parsed as tsquery syntax). The caller's readable prefixes become index-friendly
 // range conditions on the path.
-import { inTransaction, type PgClient, type PgPool } from './database.js';
+import type { QueryResult, QueryResultRow } from 'pg';
+import { inTransaction, translatePgError, type PgClient, type PgPool } from './database.js';
 import { SluiceError } from '../../errors.js';
 import type {
   Annotation,
@@ -38,7 +39,19 @@ import {
   type RecordType,
 } from '../../catalog/types.js';
 
-type Queryable = Pick<PgClient, 'query'>;
+interface Queryable {
+  query<R extends QueryResultRow = QueryResultRow>(text: string, values?: unknown[]): Promise<QueryResult<R>>;
+}
+
+/** Statements on the pool, a database that cannot be reached failing as UNAVAILABLE. */
+function translated(pool: PgPool): Queryable {
+  return {
+    query: <R extends QueryResultRow>(text: string, values?: unknown[]) =>
+      pool.query<R>(text, values).catch((e: unknown) => {
+        throw translatePgError(e);
+      }),
+  };
+}
 
 interface RecordRow {
   seq: number;
@@ -95,24 +108,35 @@ function atOrBelow(column: string, path: string, p: Params): string {
 }
 
 export class PgCatalogStore implements CatalogStore {
-  constructor(private readonly pool: PgPool) {}
+  private readonly db: Queryable;
+
+  constructor(private readonly pool: PgPool) {
+    this.db = translated(pool);
+  }
+
+  /** One transaction (see inTransaction), a database that cannot be reached failing as UNAVAILABLE. */
+  private transaction<T>(fn: (c: PgClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, fn).catch((e: unknown) => {
+      throw translatePgError(e);
+    });
+  }
 
   async get(id: RecordId): Promise<CatalogRecord | undefined> {
-    return (await records(this.pool, 'WHERE r.id = $1', [id]))[0];
+    return (await records(this.db, 'WHERE r.id = $1', [id]))[0];
   }
 
   async getMany(ids: readonly RecordId[]): Promise<CatalogRecord[]> {
     if (ids.length === 0) return [];
-    return records(this.pool, 'WHERE r.id = ANY($1::text[])', [ids]);
+    return records(this.db, 'WHERE r.id = ANY($1::text[])', [ids]);
   }
 
   async atPath(path: string): Promise<CatalogRecord | undefined> {
     const where = 'WHERE r.path = $1 ORDER BY r.deleted IS NOT NULL, r.deleted DESC, r.seq DESC LIMIT 1';
-    return (await records(this.pool, where, [path]))[0];
+    return (await records(this.db, where, [path]))[0];
   }
 
   async upsertFile(f: NewFile, now: number): Promise<CatalogRecord> {
-    return inTransaction(this.pool, async (c) => {
+    return this.transaction(async (c) => {
       for (;;) {
         const row = await current(c, f.path);
         if (!row) {
@@ -134,7 +158,7 @@ export class PgCatalogStore implements CatalogStore {
   }
 
   async annotate(a: Annotation, placeholder: PlaceholderFor | undefined, now: number): Promise<CatalogRecord> {
-    return inTransaction(this.pool, async (c) => {
+    return this.transaction(async (c) => {
       let row = await current(c, a.path);
       if (!row) {
         if (!placeholder) throw new SluiceError('NOT_FOUND', `no catalogue record for ${a.path}`);
@@ -159,7 +183,7 @@ export class PgCatalogStore implements CatalogStore {
   }
 
   async recordDerivation(d: Derivation, placeholder: PlaceholderFor, now: number): Promise<CatalogRecord> {
-    return inTransaction(this.pool, async (c) => {
+    return this.transaction(async (c) => {
       const output = await ensure(c, d.path, placeholder, now, true);
       const inputs: { given: Derivation['inputs'][number]; row: RecordRow }[] = [];
       for (const given of d.inputs) inputs.push({ given, row: await ensure(c, given.path, placeholder, now, false) });
@@ -189,7 +213,7 @@ export class PgCatalogStore implements CatalogStore {
 
   async moved(from: string, to: string, now: number): Promise<number> {
     if (from === to) return 0;
-    return inTransaction(this.pool, async (c) => {
+    return this.transaction(async (c) => {
       // What the rename replaced at the destination is gone (but never the records being moved).
       const replaced = new Params();
       const nowParam = replaced.add(now);
@@ -217,7 +241,7 @@ export class PgCatalogStore implements CatalogStore {
   async removed(path: string, now: number): Promise<number> {
     const p = new Params();
     const at = p.add(now);
-    const { rowCount } = await this.pool.query(
+    const { rowCount } = await this.db.query(
       `UPDATE catalog_records SET deleted = ${at}, updated = ${at} WHERE ${CURRENT} AND ${atOrBelow('path', path, p)}`,
       p.values,
     );
@@ -225,7 +249,7 @@ export class PgCatalogStore implements CatalogStore {
   }
 
   async createDataset(d: NewDataset, now: number): Promise<CatalogRecord> {
-    return inTransaction(this.pool, async (c) => {
+    return this.transaction(async (c) => {
       const metadata: Record<string, unknown> = { ...d.metadata };
       const text = JSON.stringify(metadata);
       for (;;) {
@@ -257,7 +281,7 @@ export class PgCatalogStore implements CatalogStore {
     const [low, high] = path === '/' ? ['/', '0'] : [path + '/', path + '0'];
     const where = [`kind = 'file'`, CURRENT, `(path >= ${p.add(low)} AND path < ${p.add(high)})`];
     if (filter.kind === 'under') where.push('(' + filter.prefixes.map((prefix) => atOrBelow('path', prefix, p)).join(' OR ') + ')');
-    const { rows } = await this.pool.query<{ id: string; path: string; type: RecordType; size: number; checksums: Checksum[] }>(
+    const { rows } = await this.db.query<{ id: string; path: string; type: RecordType; size: number; checksums: Checksum[] }>(
       `SELECT id, path, type, size, checksums FROM catalog_records WHERE ${where.join(' AND ')} ORDER BY path`,
       p.values,
     );
@@ -265,7 +289,7 @@ export class PgCatalogStore implements CatalogStore {
   }
 
   async removeDataset(path: string, now: number): Promise<boolean> {
-    const { rowCount } = await this.pool.query(
+    const { rowCount } = await this.db.query(
       `UPDATE catalog_records SET deleted = $1, updated = $1 WHERE ${CURRENT} AND kind = 'dataset' AND path = $2`,
       [now, path],
     );
@@ -290,7 +314,7 @@ export class PgCatalogStore implements CatalogStore {
       `SELECT ${RECORD_COLUMNS} FROM catalog_records r` +
       (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
       ` ORDER BY r.created DESC, r.seq DESC LIMIT ${p.add(page.limit)} OFFSET ${p.add(page.offset)}`;
-    const { rows } = await this.pool.query<RecordRow & { provenance: ProvenanceRow | null }>(
+    const { rows } = await this.db.query<RecordRow & { provenance: ProvenanceRow | null }>(
       `${SELECT_RECORD} FROM (${pageSql}) r ORDER BY r.created DESC, r.seq DESC`,
       p.values,
     );
@@ -300,7 +324,7 @@ export class PgCatalogStore implements CatalogStore {
   async edges(ids: readonly RecordId[], direction: 'up' | 'down'): Promise<EdgeRow[]> {
     if (ids.length === 0) return [];
     const side = direction === 'up' ? 'ro' : 'ri';
-    const { rows } = await this.pool.query<Omit<EdgeRow, 'inputChecksum'> & { inputChecksum: string | null }>(
+    const { rows } = await this.db.query<Omit<EdgeRow, 'inputChecksum'> & { inputChecksum: string | null }>(
       `SELECT ri.id AS "from", ro.id AS "to", d.function, d.version, d.activation, i.path AS "inputPath", i.checksum AS "inputChecksum"
        FROM catalog_derivations d
        JOIN catalog_records ro ON ro.seq = d.output

@@ -3,7 +3,8 @@
 // alias moves and removals of one function never interleave: seq numbers stay dense and unique, and
 // a version is never removed while an alias is being pointed at it. Reads are single statements (one
 // snapshot each). Commits are durable when they return; no WalSync is needed.
-import { inTransaction, type PgClient, type PgPool } from './database.js';
+import type { QueryResult, QueryResultRow } from 'pg';
+import { inTransaction, translatePgError, type PgClient, type PgPool } from './database.js';
 import { SluiceError } from '../../errors.js';
 import { LATEST, type FunctionStore, type FunctionSummary, type NewVersion } from '../../functions/function-store.js';
 import type { FunctionVersion, Manifest, VersionId } from '../../functions/types.js';
@@ -20,7 +21,19 @@ interface VersionRow {
   aliases: string[];
 }
 
-type Queryable = Pick<PgClient, 'query'>;
+interface Queryable {
+  query<R extends QueryResultRow = QueryResultRow>(text: string, values?: unknown[]): Promise<QueryResult<R>>;
+}
+
+/** Statements on the pool, a database that cannot be reached failing as UNAVAILABLE. */
+function translated(pool: PgPool): Queryable {
+  return {
+    query: <R extends QueryResultRow>(text: string, values?: unknown[]) =>
+      pool.query<R>(text, values).catch((e: unknown) => {
+        throw translatePgError(e);
+      }),
+  };
+}
 
 /** A version row with its aliases, in one statement; `v` is function_versions. */
 const SELECT_VERSION = `SELECT v.name, v.digest, v.seq, v.manifest, v.size, v.created, v.created_by,
@@ -28,12 +41,23 @@ const SELECT_VERSION = `SELECT v.name, v.digest, v.seq, v.manifest, v.size, v.cr
   FROM function_versions v`;
 
 export class PgFunctionStore implements FunctionStore {
-  constructor(private readonly pool: PgPool) {}
+  private readonly db: Queryable;
+
+  constructor(private readonly pool: PgPool) {
+    this.db = translated(pool);
+  }
+
+  /** One transaction (see inTransaction), a database that cannot be reached failing as UNAVAILABLE. */
+  private transaction<T>(fn: (c: PgClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, fn).catch((e: unknown) => {
+      throw translatePgError(e);
+    });
+  }
 
   async recordDeploy(v: NewVersion, aliases: readonly string[]): Promise<{ version: FunctionVersion; created: boolean }> {
     if (aliases.includes(LATEST)) throw latestRefused();
     const now = Date.now();
-    return inTransaction(this.pool, async (c) => {
+    return this.transaction(async (c) => {
       await lockOrCreate(c, v.name, now);
       const created = !(await hasVersion(c, v.name, v.version));
       if (created) {
@@ -52,17 +76,17 @@ export class PgFunctionStore implements FunctionStore {
   }
 
   async get(name: string, version: VersionId): Promise<FunctionVersion | undefined> {
-    return getVersion(this.pool, name, version);
+    return getVersion(this.db, name, version);
   }
 
   async bySeq(name: string, seq: number): Promise<FunctionVersion | undefined> {
-    const { rows } = await this.pool.query<VersionRow>(`${SELECT_VERSION} WHERE v.name = $1 AND v.seq = $2`, [name, seq]);
+    const { rows } = await this.db.query<VersionRow>(`${SELECT_VERSION} WHERE v.name = $1 AND v.seq = $2`, [name, seq]);
     return rows[0] ? toVersion(rows[0]) : undefined;
   }
 
   async byPrefix(name: string, prefix: string, limit: number): Promise<FunctionVersion[]> {
     // Digests are lower-case hex compared byte-wise, so a range scan on the primary key finds the prefix exactly.
-    const { rows } = await this.pool.query<VersionRow>(
+    const { rows } = await this.db.query<VersionRow>(
       `${SELECT_VERSION} WHERE v.name = $1 AND v.digest >= $2 AND v.digest < $3 ORDER BY v.seq DESC LIMIT $4`,
       [name, prefix, prefix + 'g', limit],
     );
@@ -70,7 +94,7 @@ export class PgFunctionStore implements FunctionStore {
   }
 
   async versions(name: string): Promise<FunctionVersion[]> {
-    return versionsOf(this.pool, name);
+    return versionsOf(this.db, name);
   }
 
   async summary(name: string): Promise<FunctionSummary | undefined> {
@@ -83,7 +107,7 @@ export class PgFunctionStore implements FunctionStore {
 
   async setAlias(name: string, alias: string, version: VersionId): Promise<void> {
     if (alias === LATEST) throw latestRefused();
-    await inTransaction(this.pool, async (c) => {
+    await this.transaction(async (c) => {
       if (!(await lock(c, name)) || !(await hasVersion(c, name, version)))
         throw new SluiceError('NOT_FOUND', `function ${name} has no version ${version}`);
       await pointAlias(c, name, alias, version, Date.now());
@@ -92,12 +116,12 @@ export class PgFunctionStore implements FunctionStore {
 
   async removeAlias(name: string, alias: string): Promise<boolean> {
     if (alias === LATEST) throw latestRefused();
-    const { rowCount } = await this.pool.query('DELETE FROM function_aliases WHERE name = $1 AND alias = $2', [name, alias]);
+    const { rowCount } = await this.db.query('DELETE FROM function_aliases WHERE name = $1 AND alias = $2', [name, alias]);
     return (rowCount ?? 0) > 0;
   }
 
   async removeVersion(name: string, version: VersionId): Promise<{ functionRemoved: boolean }> {
-    return inTransaction(this.pool, async (c) => {
+    return this.transaction(async (c) => {
       const row = (await lock(c, name))
         ? (await c.query<{ seq: number }>('SELECT seq FROM function_versions WHERE name = $1 AND digest = $2', [name, version])).rows[0]
         : undefined;
@@ -133,7 +157,7 @@ export class PgFunctionStore implements FunctionStore {
   }
 
   async removeFunction(name: string): Promise<FunctionVersion[]> {
-    return inTransaction(this.pool, async (c) => {
+    return this.transaction(async (c) => {
       if (!(await lock(c, name))) return [];
       const removed = await versionsOf(c, name);
       await c.query('DELETE FROM function_aliases WHERE name = $1', [name]);
@@ -144,14 +168,12 @@ export class PgFunctionStore implements FunctionStore {
   }
 
   async allVersions(): Promise<{ name: string; version: VersionId }[]> {
-    const { rows } = await this.pool.query<{ name: string; digest: string }>(
-      'SELECT name, digest FROM function_versions ORDER BY name, seq',
-    );
+    const { rows } = await this.db.query<{ name: string; digest: string }>('SELECT name, digest FROM function_versions ORDER BY name, seq');
     return rows.map((r) => ({ name: r.name, version: r.digest as VersionId }));
   }
 
   private async summaries(only: string | undefined): Promise<FunctionSummary[]> {
-    const { rows } = await this.pool.query<VersionRow & { count: number; all_aliases: [string, string][] }>(
+    const { rows } = await this.db.query<VersionRow & { count: number; all_aliases: [string, string][] }>(
       `SELECT v.name, v.digest, v.seq, v.manifest, v.size, v.created, v.created_by,
               (SELECT count(*) FROM function_versions c WHERE c.name = v.name) AS count,
               (SELECT json_agg(json_build_array(b.alias, b.digest) ORDER BY b.alias) FROM function_aliases b WHERE b.name = v.name)
