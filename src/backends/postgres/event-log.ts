@@ -172,7 +172,12 @@ export class PgEventLog implements EventLog {
     let first = true;
     let delay = RECONNECT_MIN_MS;
     while (!this.closed) {
-      const client = new pg.Client({ ...this.pool.options, keepAlive: true });
+      // keepAlive and a connect timeout: a peer that vanished without a reset is noticed, not waited for.
+      const client = new pg.Client({
+        ...this.pool.options,
+        connectionTimeoutMillis: this.pool.options.connectionTimeoutMillis ?? 10_000,
+        keepAlive: true,
+      });
       const lost = new Promise<unknown>((resolve) => {
         client.on('error', (err) => resolve(err));
         client.on('end', () => resolve(undefined));

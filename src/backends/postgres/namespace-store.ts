@@ -205,8 +205,9 @@ export class PgNamespaceStore implements NamespaceStore {
 
   /**
    * Locks path and everything below it FOR UPDATE; false when path does not exist. Repeated until
-   * a pass finds nothing new: a writer that held one of the directories when the first pass
-   * waited for it has committed since, and what it made is locked by the next pass.
+   * a pass finds nothing new: a writer that had already updated one of the directories (touchDirs)
+   * when a pass came to lock it made that pass wait for its commit, and what it made is locked by
+   * the next pass; writers that come later find their directory gone or locked (touchDirs).
    */
   private async lockTree(c: PgClient, path: string): Promise<boolean> {
     const [lo, hi] = below(path);
@@ -243,7 +244,11 @@ export class PgNamespaceStore implements NamespaceStore {
    * entries in it learns here, under the row lock, whether a remove or rename took it meanwhile.
    */
   private async touchDirs(c: PgClient, now: number, dirs: (string | { dir: PgEntryRow; what: string })[]): Promise<void> {
-    const byPath = new Map(dirs.map((d) => (typeof d === 'string' ? [d, undefined] : [d.dir.path, d])));
+    const byPath = new Map<string, { dir: PgEntryRow; what: string } | undefined>();
+    for (const d of dirs) {
+      if (typeof d !== 'string') byPath.set(d.dir.path, d);
+      else if (!byPath.has(d)) byPath.set(d, undefined);
+    }
     for (const path of [...byPath.keys()].sort()) {
       const checked = byPath.get(path);
       if (!checked) {
