@@ -72,6 +72,7 @@ export class Judge {
   private unsubscribe: (() => void) | undefined;
   private idle: Promise<void> = Promise.resolve();
   private readonly dirtyRules = new Set<string>();
+  private queue: Promise<unknown> = Promise.resolve();
   private free = new Map<string, number>();
   private freeAt = 0;
   /** Log position saved as the judge's; lags `position` while a settle of the rules is due. */
@@ -129,12 +130,25 @@ export class Judge {
 
   // ---- rules -------------------------------------------------------------------------------------
 
-  /** Registers a new rule and evaluates every file it covers. */
+  /**
+   * Judge work runs one piece at a time (an event batch, a rule's evaluation, a repair pass), so two
+   * never decide on the same file at once; within one piece files may be evaluated side by side.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Registers a new rule; the files it covers are evaluated in the background (a rule over millions
+   * of files must not hold its request), and its state shows the progress.
+   */
   async addRule(rule: Rule): Promise<Rule> {
     await this.deps.store.insertRule(rule);
     this.rules.set(rule.id, rule);
-    await this.evaluateRule(rule.id);
-    return (await this.refreshRule(rule.id))!;
+    void this.evaluateRule(rule.id).catch((err: unknown) => this.deps.log.error({ err, rule: rule.id }, 'rule evaluation failed'));
+    return { ...rule };
   }
 
   /** Takes a rule already stored (QoS writes its rules itself) into the judge's set. */
@@ -142,7 +156,11 @@ export class Judge {
     this.rules.set(rule.id, rule);
   }
 
-  async evaluateRule(id: string): Promise<void> {
+  evaluateRule(id: string): Promise<void> {
+    return this.exclusive(() => this.evaluateRuleNow(id));
+  }
+
+  private async evaluateRuleNow(id: string): Promise<void> {
     const rule = this.rules.get(id);
     if (!rule) return;
     let after = '';
@@ -165,12 +183,20 @@ export class Judge {
     await this.settleRuleStates();
   }
 
-  async removeRule(id: string): Promise<void> {
+  removeRule(id: string): Promise<void> {
+    return this.exclusive(() => this.removeRuleNow(id));
+  }
+
+  private async removeRuleNow(id: string): Promise<void> {
     await this.deps.store.deleteRule(id);
     this.rules.delete(id);
   }
 
-  async setSuspended(id: string, suspended: boolean): Promise<Rule | undefined> {
+  setSuspended(id: string, suspended: boolean): Promise<Rule | undefined> {
+    return this.exclusive(() => this.setSuspendedNow(id, suspended));
+  }
+
+  private async setSuspendedNow(id: string, suspended: boolean): Promise<Rule | undefined> {
     const rule = this.rules.get(id);
     if (!rule) return undefined;
     if (suspended) {
@@ -178,7 +204,7 @@ export class Judge {
     } else if (rule.state === 'SUSPENDED') {
       rule.state = 'REPLICATING';
       await this.deps.store.setRuleState(id, 'REPLICATING', undefined, { path: rule.path, previous: 'SUSPENDED' });
-      await this.evaluateRule(id);
+      await this.evaluateRuleNow(id);
     }
     return this.refreshRule(id);
   }
@@ -321,7 +347,11 @@ export class Judge {
   }
 
   /** A transfer for a lock gave up (or was cancelled): the lock is stuck until repaired. */
-  async transferFailed(t: Transfer & { entryId: number }): Promise<void> {
+  transferFailed(t: Transfer & { entryId: number }): Promise<void> {
+    return this.exclusive(() => this.transferFailedNow(t));
+  }
+
+  private async transferFailedNow(t: Transfer & { entryId: number }): Promise<void> {
     const locks = (await this.deps.store.locksOfFile(t.entryId)).filter((l) => l.se === t.destination && l.state !== 'OK');
     for (const l of locks) {
       await this.deps.store.setLock(l.ruleId, t.entryId, l.se, 'STUCK', t.error ?? `transfer ${t.id} ${t.state.toLowerCase()}`);
@@ -331,14 +361,20 @@ export class Judge {
   }
 
   /** An SE was taken out of service or came back: the rules holding copies there are judged again. */
-  async seChanged(name: string): Promise<void> {
-    for (const rule of [...this.rules.values()]) {
-      if ((await this.deps.store.lockedSesOfRule(rule.id)).has(name) || rule.state === 'STUCK') await this.evaluateRule(rule.id);
-    }
+  seChanged(name: string): Promise<void> {
+    return this.exclusive(async () => {
+      for (const rule of [...this.rules.values()]) {
+        if ((await this.deps.store.lockedSesOfRule(rule.id)).has(name) || rule.state === 'STUCK') await this.evaluateRuleNow(rule.id);
+      }
+    });
   }
 
   /** The repairer: tries stuck locks again (new SEs may have come, old ones recovered). */
-  async repairStuck(now = Date.now()): Promise<void> {
+  repairStuck(now = Date.now()): Promise<void> {
+    return this.exclusive(() => this.repairStuckNow(now));
+  }
+
+  private async repairStuckNow(now: number): Promise<void> {
     for (const rule of [...this.rules.values()]) {
       if (rule.state !== 'STUCK') continue;
       // A copy stuck on the only SE it may go to is tried there again only after a while (as Rucio's
@@ -355,20 +391,22 @@ export class Judge {
         offset += locks.length;
       }
       // A rule stuck before it got any lock (bad expression, too few SEs) is evaluated again whole.
-      if ((await this.deps.store.lockCounts(rule.id)).stuck === 0) await this.evaluateRule(rule.id);
+      if ((await this.deps.store.lockCounts(rule.id)).stuck === 0) await this.evaluateRuleNow(rule.id);
       this.dirtyRules.add(rule.id);
     }
     await this.settleRuleStates();
   }
 
   /** Rules past their lifetime lapse; their replicas are no longer protected. */
-  async expireRules(now = Date.now()): Promise<string[]> {
-    const expired = [...this.rules.values()].filter((r) => r.expires !== undefined && r.expires <= now).map((r) => r.id);
-    for (const id of expired) {
-      this.deps.log.info({ rule: id }, 'replication rule expired');
-      await this.removeRule(id);
-    }
-    return expired;
+  expireRules(now = Date.now()): Promise<string[]> {
+    return this.exclusive(async () => {
+      const expired = [...this.rules.values()].filter((r) => r.expires !== undefined && r.expires <= now).map((r) => r.id);
+      for (const id of expired) {
+        this.deps.log.info({ rule: id }, 'replication rule expired');
+        await this.removeRuleNow(id);
+      }
+      return expired;
+    });
   }
 
   /** Sets the state of every rule whose locks changed, sending RULE_STATE when it moved. */
@@ -432,7 +470,7 @@ export class Judge {
       if (this.stopped) return;
       const events = await this.deps.eventLog.read(this.position, READ_BATCH);
       if (events.length === 0) break;
-      await this.judge(events);
+      await this.exclusive(() => this.judge(events));
       this.position = events[events.length - 1]!.id;
       await this.settleIfDue();
     }

@@ -94,9 +94,11 @@ export class QosService {
       await this.deps.store.insertRule(rule);
     }
     for (const r of old.filter((r) => r.qos !== undefined)) await this.deps.judge.removeRule(r.id);
-    for (const rule of created) await this.deps.judge.adopt(rule);
-    await this.deps.judge.evaluateFile(file, created);
-    await this.deps.judge.settleRuleStates();
+    for (const rule of created) this.deps.judge.adopt(rule);
+    await this.deps.judge.exclusive(async () => {
+      await this.deps.judge.evaluateFile(file, created);
+      await this.deps.judge.settleRuleStates();
+    });
   }
 
   /** Run by the judge after it evaluated a file: completes a transition whose rules are all OK. */
