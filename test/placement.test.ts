@@ -256,7 +256,11 @@ test('disk+tape: the transition flushes to tape; reported dCache-style with targ
   });
   assert.equal(afterwards.fileLocality, 'ONLINE_AND_NEARLINE');
   assert.equal((await eventsOf('REPLICA_FLUSHED', '/exp2/scan.nxs')).length, 1);
-  const qosEvents = await eventsOf('QOS_CHANGED', '/exp2/scan.nxs');
+  // The transition is recorded as done once the judge has seen the flush (a moment after the replicas show it).
+  const qosEvents = await until('QOS_CHANGED', async () => {
+    const e = await eventsOf('QOS_CHANGED', '/exp2/scan.nxs');
+    return e.length > 0 ? e : undefined;
+  });
   assert.deepEqual(
     qosEvents.map((e) => [e.data!.previous, e.data!.qos]),
     [['disk', 'disk+tape']],
@@ -289,7 +293,10 @@ test('an operator-defined QoS class: its rules place the copies, then the file i
     return info.currentQos === 'eu-twice' ? info : undefined;
   });
   assert.deepEqual(done.locations.sort(), ['disk-cern', 'disk-desy'], 'the landing copy no class rule needs was released');
-  const qosEvents = await eventsOf('QOS_CHANGED', '/exp2b/a.bin');
+  const qosEvents = await until('QOS_CHANGED', async () => {
+    const e = await eventsOf('QOS_CHANGED', '/exp2b/a.bin');
+    return e.length > 0 ? e : undefined;
+  });
   assert.deepEqual(
     qosEvents.map((e) => e.data!.qos),
     ['eu-twice'],
