@@ -195,7 +195,7 @@ test('a rule copies=2, site!=origin makes two verified replicas, for files there
   assert.equal(tooMany.status, 400);
   assert.match(tooMany.body.detail, /selects 2 storage elements/);
 
-  const rule = await ok('POST', '/api/v1/rules', { path: '/exp1', copies: 2, expression: 'site!=origin\\site=nginx' });
+  const rule = await ok('POST', '/api/v1/rules', { path: '/exp1', copies: 2, expression: 'site!=origin' });
   for (let i = 0; i < 2; i++) {
     const p = `/exp1/after-${i}.bin`;
     data.set(p, randomBytes(70_000 + i));
@@ -210,7 +210,8 @@ test('a rule copies=2, site!=origin makes two verified replicas, for files there
     const good = replicas.filter((r) => r.state === 'AVAILABLE' || r.state === 'NEARLINE');
     assert.equal(good.length, 2, `${p}: ${JSON.stringify(replicas)}`);
     for (const r of good) {
-      assert.notEqual(r.se, 'nginx');
+      assert.notEqual(r.se, 'local');
+      // Read back from wherever the copy went (a local directory, another sluice, nginx); a tape copy only once staged.
       if (r.online) assert.equal(sha(await replicaBytes(r.se, r.location)), sha(d), `${p} on ${r.se}`);
     }
     // Grouped by dataset: every file of the directory sits on the same SEs.
