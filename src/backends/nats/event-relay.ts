@@ -220,7 +220,9 @@ export class EventRelay {
       }
       // A relay that just lost the lock sits out a round, so that a healthy follower (which
       // retries every retryMs) takes over rather than the node whose connection just failed.
-      if (!this.stopping) await this.pause(led ? 2 * this.retryMs : this.retryMs);
+      if (this.stopping) break;
+      this.woken = false; // a poke from the lost connection must not cut the round short
+      await this.pause(led ? 2 * this.retryMs : this.retryMs);
     }
   }
 
@@ -242,10 +244,12 @@ export class EventRelay {
           await this.mark(client, true);
           await this.pause(this.pollMs);
         } else {
-          const clean = await this.publish(events);
+          const outcome = await this.publish(events);
           this.notice();
-          if (!clean) synced = false;
           await this.mark(client, false);
+          if (outcome !== 'stored') synced = false;
+          // A refusal or a silent server will not be over at once: do not spin on it.
+          if (outcome === 'failed') await this.pause(this.retryMs);
         }
         if (Date.now() - lastCheck >= this.pollMs) {
           // A connection can die without a word (a partition): ask it now and then.
@@ -300,11 +304,12 @@ export class EventRelay {
   }
 
   /**
-   * Publishes a batch back to back and then awaits the acks. Returns false when the stream did
-   * not take the whole batch in place (an ack failed, or one was a duplicate): the caller then
-   * resynchronises from the stream. The tail advances over the acked prefix only.
+   * Publishes a batch back to back and then awaits the acks: `stored` when the stream took all of
+   * it in place; `duplicate` when it already held some (another relay was there first); `failed`
+   * at the first refused or unanswered message. The tail advances over the acked prefix only; on
+   * anything but `stored` the caller resynchronises from the stream.
    */
-  private async publish(events: StorageEvent[]): Promise<boolean> {
+  private async publish(events: StorageEvent[]): Promise<'stored' | 'duplicate' | 'failed'> {
     if (events[0]!.id <= this.tail.id) throw new Error(`outbox returned ${events[0]!.id} after ${this.tail.id}`);
     if (this.tail.id > 0 && events[0]!.id !== this.tail.id + 1) {
       this.opts.log?.error(
@@ -313,7 +318,7 @@ export class EventRelay {
       );
     }
     const acks = await this.publishAll(events, this.tail.seq);
-    let clean = true;
+    let outcome: 'stored' | 'duplicate' = 'stored';
     for (let i = 0; i < events.length; i++) {
       const ack = acks[i];
       if (!ack || 'error' in ack) {
@@ -321,13 +326,13 @@ export class EventRelay {
           { id: events[i]!.id, error: ack ? ack.error : `no ack in ${this.ackTimeoutMs} ms` },
           'event relay: publish failed; resuming from the stream',
         );
-        return false;
+        return 'failed';
       }
-      if (ack.duplicate) clean = false;
+      if (ack.duplicate) outcome = 'duplicate';
       else this.relayed++;
       this.tail = { id: events[i]!.id, seq: ack.seq };
     }
-    return clean;
+    return outcome;
   }
 
   /**
