@@ -138,7 +138,8 @@ export interface PlacementStore {
   openTransferTo(entryId: number, destination: string): Promise<Transfer | undefined>;
   /** Queued transfers due now, best first. */
   dueTransfers(now: number, limit: number): Promise<(Transfer & { entryId: number })[]>;
-  updateTransfer(id: string, u: TransferUpdate): Promise<void>;
+  /** `durable`: on disk before it resolves (a change a user was told about); others may ride on the next commit. */
+  updateTransfer(id: string, u: TransferUpdate, opts?: { durable?: boolean }): Promise<void>;
   /** After an unclean stop: ACTIVE and STAGING transfers go back to the queue. */
   requeueInterrupted(): Promise<number>;
   nextDueTime(): Promise<number | undefined>;

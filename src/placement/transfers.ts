@@ -202,7 +202,7 @@ export class TransferQueue {
       live.abort.abort(new SluiceError('CONFLICT', 'cancelled'));
       await live.done;
     } else {
-      await this.deps.store.updateTransfer(id, { state: 'CANCELLED', error: 'cancelled', finished: Date.now() });
+      await this.deps.store.updateTransfer(id, { state: 'CANCELLED', error: 'cancelled', finished: Date.now() }, { durable: true });
       await this.onFailed?.({ ...t, state: 'CANCELLED', error: 'cancelled' });
     }
     return (await this.get(id))!;
@@ -282,10 +282,13 @@ export class TransferQueue {
     if (cached.full) return;
     const next = await this.deps.store.nextDueTime();
     if (next !== undefined && next > Date.now()) {
-      this.timer = setTimeout(() => {
-        this.dueWindow = undefined;
-        this.kick();
-      }, Math.min(next - Date.now(), 60_000));
+      this.timer = setTimeout(
+        () => {
+          this.dueWindow = undefined;
+          this.kick();
+        },
+        Math.min(next - Date.now(), 60_000),
+      );
       this.timer.unref();
     }
   }
@@ -394,7 +397,11 @@ export class TransferQueue {
       const cancelled = running.abort.signal.aborted && (running.abort.signal.reason as SluiceError | undefined)?.code === 'CONFLICT';
       if (cancelled || this.stopped) {
         if (this.stopped && !cancelled) return; // left ACTIVE: requeued on the next start
-        await store.updateTransfer(t.id, { state: 'CANCELLED', error: 'cancelled', bytesDone: running.bytes, finished: Date.now() });
+        await store.updateTransfer(
+          t.id,
+          { state: 'CANCELLED', error: 'cancelled', bytesDone: running.bytes, finished: Date.now() },
+          { durable: true },
+        );
         await this.onFailed?.({ ...t, state: 'CANCELLED', error: 'cancelled' });
         return;
       }

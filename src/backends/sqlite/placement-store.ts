@@ -489,7 +489,9 @@ export class SqlitePlacementStore implements PlacementStore {
 
   async insertTransfer(t: NewTransfer): Promise<Transfer> {
     const e = t.file.entry;
-    await this.transact(() =>
+    // No fsync of its own: a transfer lost in a crash is requested again when the judge re-reads
+    // the events it had not yet confirmed; the next durable commit carries it anyway.
+    this.db.transaction(() =>
       this.q.insertTransfer.run({
         id: t.id,
         entry_id: t.file.entryId,
@@ -506,7 +508,7 @@ export class SqlitePlacementStore implements PlacementStore {
         max_attempts: t.maxAttempts,
         now: Date.now(),
       }),
-    );
+    )();
     return (await this.getTransfer(t.id))!;
   }
 
@@ -547,7 +549,7 @@ export class SqlitePlacementStore implements PlacementStore {
     return (this.q.due.all(now, limit) as TransferRow[]).map(toTransfer);
   }
 
-  async updateTransfer(id: string, upd: TransferUpdate): Promise<void> {
+  async updateTransfer(id: string, upd: TransferUpdate, opts: { durable?: boolean } = {}): Promise<void> {
     const cols: string[] = [];
     const args: unknown[] = [];
     const set = (col: string, v: unknown) => {
@@ -564,7 +566,11 @@ export class SqlitePlacementStore implements PlacementStore {
     if (upd.started !== undefined) set('started', upd.started);
     if (upd.finished !== undefined) set('finished', upd.finished);
     if (cols.length === 0) return;
-    await this.transact(() => this.db.prepare(`UPDATE transfers SET ${cols.join(', ')} WHERE id = ?`).run(...args, id));
+    const update = () => this.db.prepare(`UPDATE transfers SET ${cols.join(', ')} WHERE id = ?`).run(...args, id);
+    // Progress and outcomes need no fsync of their own (a lost one means the transfer runs again,
+    // finds its copy already committed, and is done); what a user was told (a cancel) does.
+    if (opts.durable) await this.transact(update);
+    else update();
   }
 
   async requeueInterrupted(): Promise<number> {
