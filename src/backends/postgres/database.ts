@@ -26,6 +26,19 @@ export function openPool(url: string, opts: { max?: number } = {}): PgPool {
 
 const MIGRATION_LOCK = 0x51_1c_e0_01;
 
+/**
+ * Domains in the order the caller gives them (first appearance), versions ascending within each.
+ * Unlike SQLite, PostgreSQL checks a REFERENCES target when the table is created: placement's
+ * rule_locks reference storage's ns_entries, so [...storage, ...placement] must run in that order,
+ * not alphabetically ('placement' < 'storage').
+ */
+function inApplyOrder(migrations: readonly PgMigration[]): PgMigration[] {
+  const rank = new Map<string, number>();
+  for (const m of migrations) if (!rank.has(m.domain)) rank.set(m.domain, rank.size);
+  return [...migrations].sort((a, b) => rank.get(a.domain)! - rank.get(b.domain)! || a.version - b.version);
+}
+
+/** Applies the migrations not applied yet: domains in the order given, a domain's tables before those that reference them. */
 export async function migratePg(pool: PgPool, migrations: readonly PgMigration[]): Promise<void> {
   const client = await pool.connect();
   const onLost = () => undefined;
@@ -34,7 +47,7 @@ export async function migratePg(pool: PgPool, migrations: readonly PgMigration[]
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
     await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
       domain TEXT NOT NULL, version INTEGER NOT NULL, applied BIGINT NOT NULL, PRIMARY KEY (domain, version))`);
-    const sorted = [...migrations].sort((a, b) => a.domain.localeCompare(b.domain) || a.version - b.version);
+    const sorted = inApplyOrder(migrations);
     for (const m of sorted) {
       const done = await client.query('SELECT 1 FROM schema_migrations WHERE domain = $1 AND version = $2', [m.domain, m.version]);
       if (done.rowCount) continue;
