@@ -22,6 +22,11 @@ export interface PutOptions {
   mustNotExist?: boolean;
   /** Create missing parent directories (the CLI's put; WebDAV refuses with 409 instead). */
   createParents?: boolean;
+  /**
+   * Checks what was received (its size and the checksums computed on the way) before it is
+   * committed; throwing stores nothing. A third-party copy compares the source's Digest here.
+   */
+  beforeCommit?: (received: { size: number; checksums: Checksums }) => void;
 }
 
 /**
@@ -139,6 +144,7 @@ export class Namespace {
       ...(opts.expectedSize !== undefined ? { expectedSize: opts.expectedSize } : {}),
     });
     try {
+      opts.beforeCommit?.(received);
       if (opts.expectedMd5 && received.checksums.md5 !== opts.expectedMd5) {
         throw new SluiceError(
           'CHECKSUM_MISMATCH',

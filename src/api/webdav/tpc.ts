@@ -11,8 +11,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Core } from '../../app.js';
 import { requireStorage } from '../../auth/scopes.js';
 import { SluiceError } from '../../errors.js';
-import { adler32, adler32Hex } from '../../storage/checksums.js';
-import type { Entry } from '../../storage/types.js';
+import type { Checksums, Entry } from '../../storage/types.js';
 import { Agents, discard, parseDigest, requestFollowing, statusError, type HttpResponse } from '../../storage/webdav-se.js';
 import { principalOf } from '../authenticate.js';
 import { digestHeader, wantedDigests } from './digest.js';
@@ -147,15 +146,15 @@ function cancelOnDisconnect(reply: FastifyReply): AbortController {
 
 /**
  * The body handed to namespace.put for a pull. Reports when put starts reading (its checks have
- * passed: the copy can be accepted), counts and sums the bytes, and ends only if they match the
- * source's Content-Length and adler32 Digest; otherwise it errors and put stores nothing.
+ * passed: the copy can be accepted), counts the bytes and ends only if they match the source's
+ * Content-Length; otherwise it errors and put stores nothing. The adler32 put computes anyway is
+ * compared with the source's Digest before the commit (checkDigest), so the bytes are summed once.
  */
 class PullInlet extends Transform {
   readonly started: Promise<void>;
   bytes = 0;
   expectedSize: number | undefined;
   expectedAdler32: string | undefined;
-  private adler = 1;
   private markStarted!: () => void;
 
   constructor() {
@@ -173,7 +172,6 @@ class PullInlet extends Transform {
     if (this.expectedSize !== undefined && this.bytes > this.expectedSize) {
       return done(new SluiceError('BAD_REQUEST', `source sent more than its Content-Length ${this.expectedSize}`));
     }
-    this.adler = adler32(chunk, this.adler);
     done(null, chunk);
   }
 
@@ -181,16 +179,18 @@ class PullInlet extends Transform {
     if (this.expectedSize !== undefined && this.bytes !== this.expectedSize) {
       return done(new SluiceError('BAD_REQUEST', `source ended after ${this.bytes} of ${this.expectedSize} bytes`));
     }
-    const got = adler32Hex(this.adler);
+    done();
+  }
+
+  /** Run by put before it commits: the received bytes must have the adler32 the source declared. */
+  checkDigest(received: { checksums: Checksums }): void {
+    const got = received.checksums.adler32;
     if (this.expectedAdler32 !== undefined && got !== this.expectedAdler32) {
-      return done(
-        new SluiceError(
-          'CHECKSUM_MISMATCH',
-          `checksum mismatch: source declared adler32 ${this.expectedAdler32}, received data has ${got}`,
-        ),
+      throw new SluiceError(
+        'CHECKSUM_MISMATCH',
+        `checksum mismatch: source declared adler32 ${this.expectedAdler32}, received data has ${got}`,
       );
     }
-    done();
   }
 }
 
@@ -209,7 +209,7 @@ export async function thirdPartyPull(core: Core, req: FastifyRequest, reply: Fas
   // namespace.put runs its checks (scopes, parent, Overwrite, directory) before it reads a byte:
   // they answer with their own status; its first read means the copy is accepted.
   const inlet = new PullInlet();
-  const putting = core.namespace.put(p, path, inlet, { mustNotExist: !overwrite });
+  const putting = core.namespace.put(p, path, inlet, { mustNotExist: !overwrite, beforeCommit: (r) => inlet.checkDigest(r) });
   await Promise.race([inlet.started, putting]);
 
   const started = Date.now();
