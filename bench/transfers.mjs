@@ -150,6 +150,17 @@ const median = (xs) => {
 };
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...opts });
 const loadavg = () => os.loadavg().map((x) => +x.toFixed(2));
+/** Share of the last 10 s in which some task waited for CPU / for I/O (Linux PSI): others' load. */
+function pressure() {
+  const some = (what) => {
+    try {
+      return Number(/some avg10=([\d.]+)/.exec(fs.readFileSync(`/proc/pressure/${what}`, 'utf8'))?.[1]);
+    } catch {
+      return null;
+    }
+  };
+  return { cpuSome10: some('cpu'), ioSome10: some('io') };
+}
 // Flush everyone's dirty pages before a timed phase, then let the (virtual) disk settle.
 function syncAll() {
   execFileSync('sync');
@@ -213,7 +224,8 @@ function tail(file, n = 20) {
 // ---------------------------------------------------------------- HTTP client
 
 // One request; body is a Buffer, a string, a file ({ file }) or nothing. Resolves { status, headers, text, ms }.
-function request(srv, method, p, { body, headers = {}, json } = {}) {
+function request(srv, method, p, opts = {}) {
+  const { body, headers = {}, json } = opts;
   return new Promise((resolve, reject) => {
     const h = { ...headers };
     if (srv.auth) h.Authorization = srv.auth;
@@ -228,7 +240,8 @@ function request(srv, method, p, { body, headers = {}, json } = {}) {
     else if (payload?.file) len = fs.statSync(payload.file).size;
     if (payload || method === 'PUT') h['Content-Length'] = String(len);
     const t0 = performance.now();
-    const req = http.request({ host: '127.0.0.1', port: srv.port, method, path: p, headers: h, agent: srv.agent }, (res) => {
+    const agent = opts.agent ?? srv.agent;
+    const req = http.request({ host: '127.0.0.1', port: srv.port, method, path: p, headers: h, agent }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () =>
@@ -250,12 +263,18 @@ function expectOk(r, what) {
   if (r.status < 200 || r.status >= 300) throw new Error(`${what}: HTTP ${r.status} ${r.text?.slice(0, 400) ?? ''}`);
   return r;
 }
+// API calls come seconds apart (between timed peers): a kept-alive socket may have been closed by the
+// server meanwhile (EPIPE on reuse), so each goes on its own connection.
+const apiAgent = new http.Agent({ keepAlive: false });
 async function api(srv, method, p, json) {
-  const r = expectOk(await request(srv, method, `/api/v1${p}`, json !== undefined ? { json } : {}), `${srv.name} ${method} ${p}`);
+  const r = expectOk(
+    await request(srv, method, `/api/v1${p}`, json !== undefined ? { json, agent: apiAgent } : { agent: apiAgent }),
+    `${srv.name} ${method} ${p}`,
+  );
   return r.text ? JSON.parse(r.text) : undefined;
 }
 async function mkcol(srv, p) {
-  const r = await request(srv, 'MKCOL', p);
+  const r = await request(srv, 'MKCOL', p, { agent: apiAgent });
   if (r.status !== 201 && r.status !== 405) throw new Error(`${srv.name} MKCOL ${p}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
 }
 async function pool(count, concurrency, fn) {
@@ -349,10 +368,15 @@ async function upload(srv, set, src) {
   const t0 = performance.now();
   await mkcol(srv, '/bench');
   await mkcol(srv, set.dir);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CFG.uploadConcurrency }); // fresh sockets for this burst
   await pool(src.files.length, set.key === 'big' ? 1 : CFG.uploadConcurrency, async (i) => {
     const f = src.files[i];
-    expectOk(await request(srv, 'PUT', `${set.dir}/${f}`, { body: { file: path.join(src.dir, f) } }), `${srv.name} PUT ${set.dir}/${f}`);
+    expectOk(
+      await request(srv, 'PUT', `${set.dir}/${f}`, { body: { file: path.join(src.dir, f) }, agent }),
+      `${srv.name} PUT ${set.dir}/${f}`,
+    );
   });
+  agent.destroy();
   log(`  uploaded ${set.label} to sluice ${srv.name} ${set.dir} in ${fmtS(performance.now() - t0)} s`);
 }
 
@@ -376,6 +400,7 @@ async function transfersOf(srv, ruleId) {
 async function timedRule(srv, spec, set, { cpuPids = [] } = {}) {
   syncAll();
   const load = loadavg();
+  const psi = pressure();
   const cpu0 = cpuPids.map(cpuSeconds);
   const t0 = performance.now();
   const wall0 = Date.now();
@@ -397,7 +422,8 @@ async function timedRule(srv, spec, set, { cpuPids = [] } = {}) {
   const ms = performance.now() - t0;
   // The judge's view (the list) said OK: the rule as stored must say so too.
   const stored = await api(srv, 'GET', `/rules/${rule.id}`);
-  if (stored.state !== 'OK' || stored.locks.ok !== set.files) throw new Error(`rule ${rule.id}: list says OK, GET says ${JSON.stringify(stored)}`);
+  if (stored.state !== 'OK' || stored.locks.ok !== set.files)
+    throw new Error(`rule ${rule.id}: list says OK, GET says ${JSON.stringify(stored)}`);
   const cpu = cpuPids.map((pid, i) => +(cpuSeconds(pid) - cpu0[i]).toFixed(2));
   // Cross-check (untimed): one DONE transfer per file, and how they went.
   const transfers = await transfersOf(srv, rule.id);
@@ -407,7 +433,8 @@ async function timedRule(srv, spec, set, { cpuPids = [] } = {}) {
     states[t.state] = (states[t.state] ?? 0) + 1;
     if (t.mode) modes[t.mode] = (modes[t.mode] ?? 0) + 1;
   }
-  if ((states.DONE ?? 0) !== set.files) throw new Error(`rule ${rule.id} OK but transfers: ${JSON.stringify(states)} (expected ${set.files} DONE)`);
+  if ((states.DONE ?? 0) !== set.files)
+    throw new Error(`rule ${rule.id} OK but transfers: ${JSON.stringify(states)} (expected ${set.files} DONE)`);
   const done = transfers.filter((t) => t.state === 'DONE');
   const active = done.map((t) => t.finished - t.started);
   const firstStart = Math.min(...done.map((t) => t.started));
@@ -428,7 +455,7 @@ async function timedRule(srv, spec, set, { cpuPids = [] } = {}) {
     meanConcurrency: +(activeSum / Math.max(1, lastFinish - firstStart)).toFixed(2),
     attemptsAboveOne: transfers.filter((t) => t.attempts > 1).length,
   };
-  return { ruleId: rule.id, ms, postMs, polls, states, modes, timeline, cpu, loadBefore: load };
+  return { ruleId: rule.id, ms, postMs, polls, states, modes, timeline, cpu, loadBefore: load, pressureBefore: psi };
 }
 function pctl(xs, p) {
   const s = [...xs].sort((a, b) => a - b);
@@ -466,6 +493,7 @@ function timeCp(set, src, dstRoot, variant) {
   fs.rmSync(dst, { recursive: true, force: true });
   syncAll();
   const load = loadavg();
+  const psi = pressure();
   const t0 = performance.now();
   let cpu = 0;
   if (set.key === 'big') {
@@ -484,7 +512,7 @@ function timeCp(set, src, dstRoot, variant) {
   const n = set.key === 'big' ? 1 : fs.readdirSync(dst).length;
   if (n !== set.files) throw new Error(`cp ${set.key}: ${n} files at the destination, expected ${set.files}`);
   fs.rmSync(dst, { recursive: true, force: true });
-  return { ms, cpu: +cpu.toFixed(2), loadBefore: load };
+  return { ms, cpu: +cpu.toFixed(2), loadBefore: load, pressureBefore: psi };
 }
 
 function rcloneEnv(b, c) {
@@ -509,10 +537,11 @@ function rcloneArgs(from, to) {
 function timeRclone(set, b, c, from, to) {
   syncAll();
   const load = loadavg();
+  const psi = pressure();
   const cpu0 = [b.pid, c.pid].map(cpuSeconds);
   const r = timed('rclone', rcloneArgs(from, to), { env: rcloneEnv(b, c) });
   const cpu = [b.pid, c.pid].map((pid, i) => +(cpuSeconds(pid) - cpu0[i]).toFixed(2));
-  return { ms: r.ms, cpuRclone: r.cpu, cpuB: cpu[0], cpuC: cpu[1], loadBefore: load };
+  return { ms: r.ms, cpuRclone: r.cpu, cpuB: cpu[0], cpuC: cpu[1], loadBefore: load, pressureBefore: psi };
 }
 
 /** What rclone finds at a remote path: files and bytes (untimed check). */
@@ -545,27 +574,30 @@ async function localPart(A, sources, tmp, results) {
         async () => {
           const r = await timedRule(A, { path: set.dir, copies: 1, expression: se }, set, { cpuPids: [A.pid] });
           const files = countFiles(path.join(A.ses.get(se), 'data'));
-          if (files.n < set.files || files.bytes < set.bytes) throw new Error(`local SE ${se}: ${files.n} files, ${files.bytes} bytes on disk`);
+          if (files.n < set.files || files.bytes < set.bytes)
+            throw new Error(`local SE ${se}: ${files.n} files, ${files.bytes} bytes on disk`);
           await api(A, 'DELETE', `/rules/${r.ruleId}`); // untimed: the next run starts with the same set of rules
           res.sluice.push({ run, se, ...r, cpuA: r.cpu[0] });
-          log(`  run ${run} sluice rule → ${se}: ${fmtS(r.ms)} s (${rate(set, r.ms)}), POST ${fmtS(r.postMs)} s, modes ${JSON.stringify(r.modes)}, A cpu ${r.cpu[0]} s`);
+          log(
+            `  run ${run} sluice rule → ${se}: ${fmtS(r.ms)} s (${rate(set, r.ms)}), POST ${fmtS(r.postMs)} s, modes ${JSON.stringify(r.modes)}, A cpu ${r.cpu[0]} s${psiNote(r)}`,
+          );
         },
         async () => {
           const r = timeCp(set, sources[key], peerDir, 'plain');
           res.cp.push({ run, ...r });
-          log(`  run ${run} cp: ${fmtS(r.ms)} s (${rate(set, r.ms)})`);
+          log(`  run ${run} cp: ${fmtS(r.ms)} s (${rate(set, r.ms)})${psiNote(r)}`);
         },
         async () => {
           const r = timeCp(set, sources[key], peerDir, 'syncfs');
           res.cpSyncfs.push({ run, ...r });
-          log(`  run ${run} cp + sync -f: ${fmtS(r.ms)} s (${rate(set, r.ms)})`);
+          log(`  run ${run} cp + sync -f: ${fmtS(r.ms)} s (${rate(set, r.ms)})${psiNote(r)}`);
         },
       ];
       if (CFG.cpFsyncEach && key === 'small')
         steps.push(async () => {
           const r = timeCp(set, sources[key], peerDir, 'fsync-each');
           res.cpFsyncEach.push({ run, ...r });
-          log(`  run ${run} cp + fsync each: ${fmtS(r.ms)} s (${rate(set, r.ms)})`);
+          log(`  run ${run} cp + fsync each: ${fmtS(r.ms)} s (${rate(set, r.ms)})${psiNote(r)}`);
         });
       for (const step of run % 2 ? steps : [...steps].reverse()) await step();
     }
@@ -586,7 +618,13 @@ async function webdavPart(A, tmp, results) {
     // Setup (untimed): the dataset to B (streamed by A: A reads its landing SE, PUTs to B).
     const bCol = `replicas-${key}`;
     const bSe = `davB${key}`;
-    await api(A, 'POST', '/storage-elements', { name: bSe, kind: 'webdav', url: `${B.url}/${bCol}`, token: B.token, attributes: { site: 'b' } });
+    await api(A, 'POST', '/storage-elements', {
+      name: bSe,
+      kind: 'webdav',
+      url: `${B.url}/${bCol}`,
+      token: B.token,
+      attributes: { site: 'b' },
+    });
     const setup = await timedRule(A, { path: set.dir, copies: 1, expression: bSe }, set, { cpuPids: [A.pid, B.pid] });
     log(`  setup: ${set.label} A → ${bSe} (${B.url}/${bCol}) in ${fmtS(setup.ms)} s, modes ${JSON.stringify(setup.modes)}`);
     const res = { sluice: [], rclone: [], setup: { ms: setup.ms, modes: setup.modes, timeline: setup.timeline } };
@@ -594,7 +632,13 @@ async function webdavPart(A, tmp, results) {
     for (let run = 1; run <= CFG.runs; run++) {
       const cSe = `davC${key}${run}`;
       const cCol = `sluice-${key}-r${run}`;
-      await api(A, 'POST', '/storage-elements', { name: cSe, kind: 'webdav', url: `${C.url}/${cCol}`, token: C.token, attributes: { site: 'c' } });
+      await api(A, 'POST', '/storage-elements', {
+        name: cSe,
+        kind: 'webdav',
+        url: `${C.url}/${cCol}`,
+        token: C.token,
+        attributes: { site: 'c' },
+      });
       const rcloneDst = `rclone-${key}-r${run}`;
       const steps = [
         async () => {
@@ -602,15 +646,18 @@ async function webdavPart(A, tmp, results) {
           await api(A, 'DELETE', `/rules/${r.ruleId}`);
           res.sluice.push({ run, se: cSe, ...r, cpuA: r.cpu[0], cpuB: r.cpu[1], cpuC: r.cpu[2] });
           log(
-            `  run ${run} sluice rule ${bSe} → ${cSe}: ${fmtS(r.ms)} s (${rate(set, r.ms)}), POST ${fmtS(r.postMs)} s, modes ${JSON.stringify(r.modes)}, cpu A/B/C ${r.cpu.join('/')} s`,
+            `  run ${run} sluice rule ${bSe} → ${cSe}: ${fmtS(r.ms)} s (${rate(set, r.ms)}), POST ${fmtS(r.postMs)} s, modes ${JSON.stringify(r.modes)}, cpu A/B/C ${r.cpu.join('/')} s${psiNote(r)}`,
           );
         },
         async () => {
           const r = timeRclone(set, B, C, `src:${bCol}`, `dst:${rcloneDst}`);
           const size = rcloneSize(B, C, `dst:${rcloneDst}`);
-          if (size.count !== set.files || size.bytes !== set.bytes) throw new Error(`rclone copy: ${JSON.stringify(size)} at dst:${rcloneDst}`);
+          if (size.count !== set.files || size.bytes !== set.bytes)
+            throw new Error(`rclone copy: ${JSON.stringify(size)} at dst:${rcloneDst}`);
           res.rclone.push({ run, ...r });
-          log(`  run ${run} rclone copy src:${bCol} → dst:${rcloneDst}: ${fmtS(r.ms)} s (${rate(set, r.ms)}), cpu rclone/B/C ${r.cpuRclone}/${r.cpuB}/${r.cpuC} s`);
+          log(
+            `  run ${run} rclone copy src:${bCol} → dst:${rcloneDst}: ${fmtS(r.ms)} s (${rate(set, r.ms)}), cpu rclone/B/C ${r.cpuRclone}/${r.cpuB}/${r.cpuC} s${psiNote(r)}`,
+          );
         },
       ];
       for (const step of run % 2 ? steps : [...steps].reverse()) await step();
@@ -636,7 +683,10 @@ function countFiles(dir) {
   walk(dir);
   return { n, bytes };
 }
-const rate = (set, ms) => `${(mb(set.bytes) / (ms / 1000)).toFixed(1)} MB/s, ${(set.files / (ms / 1000)).toFixed(set.files > 1 ? 0 : 2)} files/s`;
+const psiNote = (r) =>
+  r.pressureBefore?.cpuSome10 != null ? `; before: cpu pressure ${r.pressureBefore.cpuSome10}%, io ${r.pressureBefore.ioSome10}%` : '';
+const rate = (set, ms) =>
+  `${(mb(set.bytes) / (ms / 1000)).toFixed(1)} MB/s, ${(set.files / (ms / 1000)).toFixed(set.files > 1 ? 0 : 2)} files/s`;
 
 // ---------------------------------------------------------------- machine info
 
@@ -664,6 +714,7 @@ function machineInfo(dir) {
     diskFreeGiB: Array.isArray(df) ? +(Number(df[3]) / 2 ** 20).toFixed(1) : df,
     device: Array.isArray(df) ? df[0] : '?',
     uptimeStart: tryRun(() => sh('uptime', []).trim()),
+    pressureStart: pressure(),
   };
 }
 
@@ -704,7 +755,9 @@ async function main() {
     const warm = { key: 'warm', label: 'warm-up', files: 20, bytes: 20 * 1024, dir: '/bench/warm' };
     await mkcol(A, '/bench');
     await mkcol(A, warm.dir);
-    await pool(warm.files, 8, async (i) => expectOk(await request(A, 'PUT', `${warm.dir}/w${i}`, { body: crypto.randomBytes(1024) }), 'warm-up PUT'));
+    await pool(warm.files, 8, async (i) =>
+      expectOk(await request(A, 'PUT', `${warm.dir}/w${i}`, { body: crypto.randomBytes(1024) }), 'warm-up PUT'),
+    );
     const dir = path.join(tmp, 'ses', 'warm');
     await api(A, 'POST', '/storage-elements', { name: 'warm', kind: 'local', path: dir, attributes: { site: 'w' } });
     const r = await timedRule(A, { path: warm.dir, copies: 1, expression: 'warm' }, warm);
@@ -715,6 +768,7 @@ async function main() {
   if (CFG.parts.includes('local')) await localPart(A, SOURCES, tmp, results);
   if (CFG.parts.includes('webdav')) await webdavPart(A, tmp, results);
   info.uptimeEnd = sh('uptime', []).trim();
+  info.pressureEnd = pressure();
   await A.svc.stop();
   if (CFG.prof) log(`CPU profile of server A in ${path.join(tmp, 'prof')}`);
   report(info, results);
@@ -761,7 +815,8 @@ function report(info, results) {
       rows.push({ part: 'local→local', set, who: 'sluice rule', st: s, note: `modes ${fmtModes(L.sluice)}` });
       rows.push({ part: '', set, who: 'cp', st: cp, ratio: ratio(cp), ratioName: 'sluice / cp' });
       rows.push({ part: '', set, who: 'cp + sync -f', st: cpSync, ratio: ratio(cpSync), ratioName: 'sluice / (cp+sync)', target: 0.9 });
-      if (cpEach) rows.push({ part: '', set, who: 'cp + fsync each', st: cpEach, ratio: ratio(cpEach), ratioName: 'sluice / (cp+fsync each)' });
+      if (cpEach)
+        rows.push({ part: '', set, who: 'cp + fsync each', st: cpEach, ratio: ratio(cpEach), ratioName: 'sluice / (cp+fsync each)' });
     }
     const W = results.webdav[key];
     if (W) {
@@ -796,6 +851,9 @@ function report(info, results) {
     `runs ${CFG.runs} (best shown, median in parentheses); ratio = peer seconds / sluice seconds (> 1: sluice faster); sluice per-link concurrency ${CFG.perLink} (placement.maxActivePerLink), rclone --transfers ${CFG.perLink} --checkers ${CFG.perLink}`,
   );
   console.log(`load: ${info.uptimeStart}  →  ${info.uptimeEnd}`);
+  console.log(
+    `CPU pressure (PSI some avg10, % of time something waited for a CPU): ${info.pressureStart?.cpuSome10} → ${info.pressureEnd?.cpuSome10}; I/O: ${info.pressureStart?.ioSome10} → ${info.pressureEnd?.ioSome10}`,
+  );
 
   const outDir = path.join(REPO, 'bench', 'out');
   fs.mkdirSync(outDir, { recursive: true });
@@ -814,12 +872,14 @@ function report(info, results) {
       `| ${r.part} | ${r.set.label} | ${r.who} | ${r.st ? r.st.bestS.toFixed(2) : '–'} | ${fmt(r.st?.MBs)} | ${fmt(r.st?.filesPerS, 2)} | ${r.ratio == null ? '' : `${r.ratio.toFixed(2)}`} |`,
     );
 }
+/** The transfer modes of each run ("tpc:10000" = every transfer of the run pulled by third-party copy). */
 function fmtModes(runs) {
-  const m = {};
-  for (const r of runs) for (const [k, v] of Object.entries(r.modes ?? {})) m[k] = (m[k] ?? 0) + v;
-  return Object.entries(m)
-    .map(([k, v]) => `${k}:${v}`)
-    .join(' ');
+  const each = runs.map((r) =>
+    Object.entries(r.modes ?? {})
+      .map(([k, v]) => `${k}:${v}`)
+      .join(' '),
+  );
+  return each.every((m) => m === each[0]) ? `${each[0]} per run` : each.join(' / ');
 }
 
 main()
