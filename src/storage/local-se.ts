@@ -140,22 +140,7 @@ export class LocalStorageElement implements StorageElement {
   /** Copies a replica to a new location on this SE (reflink where the filesystem can). */
   async duplicate(location: string): Promise<string> {
     const copy = randomUUID().replace(/-/g, '');
-    const tmp = join(this.root, 'tmp', copy + '.part');
-    try {
-      await copyFile(this.pathOf(location), tmp, constants.COPYFILE_FICLONE);
-      if (this.fsync) {
-        const fh = await open(tmp, 'r+');
-        await fh.datasync();
-        await fh.close();
-      }
-      const final = this.pathOf(copy);
-      await this.ensureDir(dirname(final));
-      await rename(tmp, final);
-      await this.syncDir(dirname(final));
-    } catch (e) {
-      await unlink(tmp).catch(() => undefined);
-      throw e;
-    }
+    await this.importFile(this.pathOf(location), copy);
     return copy;
   }
 
