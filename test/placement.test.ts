@@ -565,6 +565,56 @@ test('overwriting files while they replicate: the rule ends OK with the newest c
   await ok('DELETE', `/api/v1/rules/${rule.id}`);
 });
 
+test('a rule whose first evaluation was cut short is evaluated again at the next start', async () => {
+  const dataDir = await tempDir('sluice-reeval-');
+  const first = await startServer({ dataDir, placement: PLACEMENT });
+  const firstApi = authed(first);
+  assert.equal((await firstApi('/data', { method: 'MKCOL' })).status, 201);
+  for (let i = 0; i < 3; i++) assert.equal((await firstApi(`/data/f${i}`, { method: 'PUT', body: randomBytes(1000) })).status, 201);
+  await firstApi('/api/v1/storage-elements', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'second', kind: 'local', path: join(dataDir, 'second-se') }),
+  });
+  // Stored as POST /api/v1/rules stores it, but stopped before the judge looked at a single file.
+  const now = Date.now();
+  await first.core!.placement.store.insertRule({
+    id: 'cut-short',
+    owner: 'admin',
+    path: '/data',
+    glob: undefined,
+    labels: [],
+    xattrs: {},
+    copies: 1,
+    expression: 'second',
+    source: undefined,
+    grouping: 'DATASET',
+    expires: undefined,
+    priority: 3,
+    activity: 'test',
+    comment: undefined,
+    fileId: undefined,
+    qos: undefined,
+    completed: undefined,
+    state: 'REPLICATING',
+    reason: undefined,
+    locks: { ok: 0, replicating: 0, stuck: 0 },
+    created: now,
+    updated: now,
+  });
+  await first.stop();
+  const again = await startServer({ dataDir, placement: PLACEMENT });
+  try {
+    const rule = await until('rule OK after the restart', async () => {
+      const r = await json(await authed(again)('/api/v1/rules/cut-short'));
+      return r.state === 'OK' ? r : undefined;
+    });
+    assert.deepEqual(rule.locks, { ok: 3, replicating: 0, stuck: 0 });
+  } finally {
+    await again.stop();
+  }
+});
+
 test('no partial replica is ever visible: the tmp directories of the local SEs are empty at rest', async () => {
   await until('transfers at rest', async () => ((await ok('GET', '/api/v1/transfers?state=ACTIVE')).length === 0 ? true : undefined));
   for (const se of ['disk-desy', 'disk-cern']) {

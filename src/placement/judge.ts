@@ -101,6 +101,12 @@ export class Judge {
     this.savedPosition = this.position;
     this.unsubscribe = this.deps.eventLog.onAppend(() => setImmediate(() => this.kick()));
     this.kick();
+    // A rule still REPLICATING may have been cut short in its first evaluation by a stop or a crash
+    // (its files are evaluated in the background): judge its files again; evaluation is idempotent.
+    for (const r of this.rules.values()) {
+      if (r.state !== 'REPLICATING') continue;
+      void this.evaluateRule(r.id).catch((err: unknown) => this.deps.log.error({ err, rule: r.id }, 'rule evaluation failed'));
+    }
   }
 
   async stop(): Promise<void> {
