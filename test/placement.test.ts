@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, writeFile, readdir, open } from 'node:fs/promises';
+import { readFile, writeFile, readdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startServer, tempDir, authed, json, type RunningServer } from './support/server.js';
 import { startNginxDav, type NginxDav } from './support/nginx.js';
@@ -612,6 +612,7 @@ test('a rule whose first evaluation was cut short is evaluated again at the next
     assert.deepEqual(rule.locks, { ok: 3, replicating: 0, stuck: 0 });
   } finally {
     await again.stop();
+    await rm(dataDir, { recursive: true, force: true });
   }
 });
 
