@@ -439,9 +439,7 @@ function parseEvents(value: string): RecordedFlag[] {
   const known: readonly string[] = [...RECORDED_FLAGS, ...PLACEMENT_TYPES];
   const unknown = events.filter((e) => !known.includes(e));
   if (events.length === 0 || unknown.length > 0) {
-    throw new InvalidArgumentError(
-      `${unknown.length > 0 ? `unknown: ${unknown.join(', ')}; ` : ''}expected some of ${known.join(', ')}`,
-    );
+    throw new InvalidArgumentError(`${unknown.length > 0 ? `unknown: ${unknown.join(', ')}; ` : ''}expected some of ${known.join(', ')}`);
   }
   return events as RecordedFlag[];
 }
