@@ -88,4 +88,13 @@ export const placementMigrations: Migration[] = [
       );
     `,
   },
+  {
+    domain: 'placement',
+    version: 2,
+    sql: `
+      -- A rule's state comes from counting its locks by state: an index answers that without reading
+      -- every lock of a rule over many files (the primary key starts with rule_id, not state).
+      CREATE INDEX rule_locks_rule_state ON rule_locks (rule_id, state);
+    `,
+  },
 ];
